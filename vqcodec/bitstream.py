@@ -1,0 +1,88 @@
+"""The .vqc container, version 1 (bitstreams/FORMAT.md is the byte-by-byte specification).
+
+    offset  size  field
+    0       3     magic b"VQC"
+    3       1     version = 1
+    4       2     image width - 1   (uint16, big-endian)
+    6       2     image height - 1  (uint16, big-endian)
+    8       4     model id: first 4 bytes of the model's SHA-256 identity
+    12      1     quality level (bits 0-3, 1..15) | coder (bits 4-5) | reserved (bits 6-7, zero)
+    13      2     grid height in tokens (uint16, big-endian)
+    15      2     grid width in tokens  (uint16, big-endian)
+    17      4     CRC-32 of the decoded index grid (catches a prior that desynchronised)
+    21      n     range-coder payload
+    21+n    4     CRC-32 of bytes 0 .. 21+n (catches corruption and truncation)
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+MAGIC = b"VQC"
+VERSION = 1
+HEADER = struct.Struct(">3sBHH4sBHHI")
+TRAILER = struct.Struct(">I")
+MAX_SIDE = 65536
+
+
+class FormatError(ValueError):
+    """The bytes are not a .vqc file this version of vqcodec can decode."""
+
+
+class Coder(IntEnum):
+    """How the indices were range-coded; a prior's float results are only reproducible on the
+    arithmetic that made them, so the file says which."""
+    UNIFORM = 0      # log2 K bits per index, no prior
+    PRIOR_CPU = 1    # transformer prior, float32 on a CPU, one thread
+    PRIOR_CUDA = 2   # transformer prior, float32 on a CUDA GPU
+
+
+@dataclass(frozen=True)
+class Header:
+    width: int
+    height: int
+    model_id: bytes      # 4 bytes
+    quality: int
+    coder: Coder
+    grid_height: int
+    grid_width: int
+    grid_crc: int
+
+
+def grid_checksum(indices: np.ndarray) -> int:
+    """CRC-32 of a (quality, h, w) index grid as little-endian uint16 in C order."""
+    return zlib.crc32(np.ascontiguousarray(indices, dtype="<u2").tobytes())
+
+
+def pack(header: Header, payload: bytes) -> bytes:
+    if not (1 <= header.width <= MAX_SIDE and 1 <= header.height <= MAX_SIDE):
+        raise ValueError(f"image size {header.width}x{header.height} outside 1..{MAX_SIDE} per side")
+    if not 1 <= header.quality <= 15:
+        raise ValueError(f"quality {header.quality} outside 1..15")
+    head = HEADER.pack(MAGIC, VERSION, header.width - 1, header.height - 1, header.model_id,
+                       header.quality | int(header.coder) << 4, header.grid_height, header.grid_width,
+                       header.grid_crc)
+    body = head + payload
+    return body + TRAILER.pack(zlib.crc32(body))
+
+
+def unpack(data: bytes) -> tuple[Header, bytes]:
+    """Parse and verify a .vqc file; raises FormatError with a reason a person can act on."""
+    if len(data) < 4 or data[:3] != MAGIC:
+        raise FormatError("not a .vqc file (no VQC signature)")
+    if data[3] != VERSION:
+        raise FormatError(f".vqc version {data[3]} is not supported (this vqcodec reads version {VERSION})")
+    if len(data) < HEADER.size + TRAILER.size:
+        raise FormatError(f"truncated .vqc file ({len(data)} bytes, the header alone takes {HEADER.size + TRAILER.size})")
+    body, (crc,) = data[:-TRAILER.size], TRAILER.unpack(data[-TRAILER.size:])
+    if zlib.crc32(body) != crc:
+        raise FormatError("corrupted or truncated .vqc file (checksum mismatch)")
+    _, _, w, h, model_id, flags, gh, gw, grid_crc = HEADER.unpack(body[:HEADER.size])
+    if flags >> 6 or flags & 15 == 0 or (flags >> 4 & 3) not in {c.value for c in Coder}:
+        raise FormatError(f"invalid flags byte 0x{flags:02x}")
+    header = Header(w + 1, h + 1, model_id, flags & 15, Coder(flags >> 4 & 3), gh, gw, grid_crc)
+    return header, body[HEADER.size:]

@@ -1,0 +1,127 @@
+"""compress / decompress: image <-> TokenGrid <-> range-coded payload <-> .vqc bytes."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import bitstream
+from .bitstream import Coder, FormatError, Header
+from .coding import TokenGrid, decode_tokens, encode_tokens
+from .images import ImageLike, to_rgb
+from .zoo import Model, find_model_by_id, load_model
+
+
+class ModelMismatch(FormatError):
+    """The file was made by another model than the one asked to decode it."""
+
+
+def _model(model: Model | str | None, device: str) -> Model:
+    return model if isinstance(model, Model) else load_model(model, device)
+
+
+def _check_quality(model: Model, quality: int | None) -> int:
+    quality = model.default_quality if quality is None else quality
+    if not isinstance(quality, int) or not 1 <= quality <= model.levels:
+        raise ValueError(f"quality must be an integer from 1 to {model.levels} for model {model.name}, got {quality!r}")
+    return quality
+
+
+def _to_tensor(rgb: np.ndarray, f: int, device: torch.device) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (1, 3, H', W') in [-1, 1], edge-padded to multiples of f."""
+    x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float().to(device) / 127.5 - 1
+    H, W = rgb.shape[:2]
+    return F.pad(x, (0, -W % f, 0, -H % f), mode="replicate")
+
+
+def _to_image(x: torch.Tensor, width: int, height: int) -> Image.Image:
+    """(1, 3, H', W') in [-1, 1] -> RGB image cropped to width x height."""
+    a = ((x[0, :, :height, :width].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(a, "RGB")
+
+
+def tokenize(image: ImageLike, quality: int | None = None, model: Model | str | None = None,
+             device: str = "cpu") -> TokenGrid:
+    """The image's token grid at a quality level."""
+    m = _model(model, device)
+    quality = _check_quality(m, quality)
+    x = _to_tensor(to_rgb(image), m.downsample, m.device)
+    return TokenGrid(m.tokenizer.encode(x, quality)[0].cpu().numpy(), m.codebook_size)
+
+
+def detokenize(grid: TokenGrid, width: int, height: int, model: Model | str | None = None,
+               device: str = "cpu") -> Image.Image:
+    """The picture a token grid stands for, cropped to width x height."""
+    m = _model(model, device)
+    indices = torch.from_numpy(grid.indices)[None].to(m.device)
+    return _to_image(m.tokenizer.decode(indices), width, height)
+
+
+def reconstruct(image: ImageLike, quality: int | None = None, model: Model | str | None = None,
+                device: str = "cpu") -> Image.Image:
+    """The tokenizer's own reconstruction: what decompress(compress(image)) returns."""
+    rgb = to_rgb(image)
+    grid = tokenize(rgb, quality, model, device)
+    return detokenize(grid, rgb.shape[1], rgb.shape[0], model, device)
+
+
+def compress(image: ImageLike, quality: int | None = None, model: Model | str | None = None,
+             device: str = "cpu", coder: str = "prior") -> bytes:
+    """Encode an image (path, PIL image or numpy array) into .vqc bytes.
+    coder: "prior" (the transformer prior) or "uniform" (log2 K bits per index, for reference)."""
+    if coder not in ("prior", "uniform"):
+        raise ValueError(f"coder must be 'prior' or 'uniform', got {coder!r}")
+    m = _model(model, device)
+    rgb = to_rgb(image)
+    grid = tokenize(rgb, quality, m, device)
+    use_prior = coder == "prior"
+    payload = encode_tokens(grid, m.prior if use_prior else None)
+    kind = (Coder.UNIFORM if not use_prior else
+            Coder.PRIOR_CUDA if m.prior.start.device.type == "cuda" else Coder.PRIOR_CPU)
+    header = Header(rgb.shape[1], rgb.shape[0], m.model_id, grid.quality, kind, *grid.shape,
+                    bitstream.grid_checksum(grid.indices))
+    return bitstream.pack(header, payload)
+
+
+def _decoding_model(header: Header, model: Model | str | None, device: str) -> Model:
+    if model is None:
+        name = find_model_by_id(header.model_id)
+        if name is None:
+            raise ModelMismatch(f"this file was made by model {header.model_id.hex()}, which is not a shipped "
+                                "model: pass the model that made it")
+        model = name
+    m = _model(model, device)
+    if m.model_id != header.model_id:
+        raise ModelMismatch(f"this file was made by model {header.model_id.hex()}, but the model given is "
+                            f"{m.name} ({m.model_id.hex()})")
+    return m
+
+
+def decompress(data: bytes, model: Model | str | None = None, device: str = "cpu") -> Image.Image:
+    """Decode .vqc bytes into an RGB image. Raises FormatError (or its subclass ModelMismatch) for
+    files that are not, or no longer, decodable."""
+    header, payload = bitstream.unpack(bytes(data))
+    m = _decoding_model(header, model, device)
+    if header.quality > m.levels:
+        raise FormatError(f"quality {header.quality} exceeds model {m.name}'s {m.levels} levels")
+    expected_grid = (-(-header.height // m.downsample), -(-header.width // m.downsample))
+    if (header.grid_height, header.grid_width) != expected_grid:
+        raise FormatError(f"grid {header.grid_height}x{header.grid_width} does not match a "
+                          f"{header.width}x{header.height} image")
+    prior = None
+    if header.coder != Coder.UNIFORM:
+        prior = m.prior
+        wanted = "cuda" if header.coder == Coder.PRIOR_CUDA else "cpu"
+        if wanted == "cuda" and not torch.cuda.is_available():
+            raise FormatError("this file's prior ran on a CUDA GPU: float priors decode only on the kind of "
+                              "device that encoded them, and no GPU is available here")
+        if m.prior.start.device.type != wanted:
+            prior = copy.deepcopy(m.prior).to(wanted)
+    grid = decode_tokens(payload, header.quality, expected_grid, m.codebook_size, prior)
+    if bitstream.grid_checksum(grid.indices) != header.grid_crc:
+        raise FormatError("decoded indices fail their checksum: the prior computed different probabilities "
+                          "than when the file was made (different device or arithmetic)")
+    return detokenize(grid, header.width, header.height, m, device)

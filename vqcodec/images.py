@@ -1,0 +1,78 @@
+"""Turning what users hand us (paths, PIL images, numpy arrays) into 8-bit RGB, saying what was lost."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+ImageLike = Union[str, Path, Image.Image, np.ndarray]
+
+
+class ConversionWarning(UserWarning):
+    """Information in the input (alpha, bit depth) that the codec does not keep."""
+
+
+class ImageReadError(ValueError):
+    pass
+
+
+def open_image(path: str | Path) -> Image.Image:
+    try:
+        im = Image.open(path)
+        im.load()
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(f"{path}: not a readable image ({e})") from None
+    return im
+
+
+def _from_array(a: np.ndarray) -> Image.Image:
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
+        raise ImageReadError(f"array of shape {a.shape} is not an image: expected (H, W), (H, W, 3) or (H, W, 4)")
+    if a.dtype == np.uint8:
+        pass
+    elif a.dtype == np.uint16:
+        warnings.warn("16-bit samples reduced to 8 bits", ConversionWarning, stacklevel=3)
+        a = (a >> 8).astype(np.uint8)
+    elif np.issubdtype(a.dtype, np.floating):
+        a = (np.clip(a, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)  # floats are read as [0, 1]
+    else:
+        raise ImageReadError(f"unsupported array dtype {a.dtype}: use uint8, uint16 or float in [0, 1]")
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[a.shape[2]]
+    return Image.fromarray(a[..., 0] if mode == "L" else a, mode)
+
+
+def to_rgb(image: ImageLike) -> np.ndarray:
+    """Any supported image as a (H, W, 3) uint8 array. Dropped alpha or reduced bit depth is
+    reported once as a ConversionWarning."""
+    if isinstance(image, (str, Path)):
+        image = open_image(image)
+    elif isinstance(image, np.ndarray):
+        image = _from_array(image)
+    elif not isinstance(image, Image.Image):
+        raise TypeError(f"expected a path, PIL image or numpy array, got {type(image).__name__}")
+    if image.width < 1 or image.height < 1:
+        raise ImageReadError("empty image")
+    dropped = []
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(image)
+        if image.mode == "F":
+            a = np.clip(a, 0, 255)
+            dropped.append("floating-point samples rounded to 8 bits")
+        elif image.mode.startswith("I;16") or a.max(initial=0) > 255:
+            a = np.clip(a, 0, 65535).astype(np.float64) / 257.0
+            dropped.append("16-bit samples reduced to 8 bits")
+        image = Image.fromarray(np.round(a).astype(np.uint8), "L")
+    if "A" in image.getbands() or "transparency" in image.info:
+        dropped.append("alpha channel dropped")
+    if dropped:
+        warnings.warn("; ".join(dropped), ConversionWarning, stacklevel=3)
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    return np.asarray(image.convert("RGB"))

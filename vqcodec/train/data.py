@@ -1,0 +1,44 @@
+"""Training images: a folder read once into memory, served as random flipped crops."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def image_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no images under {folder}")
+    return files
+
+
+class CropDataset:
+    """All images of a folder as uint8 RGB arrays; images smaller than a crop are upscaled."""
+
+    def __init__(self, folder: Path, crop: int, seed: int = 0):
+        self.crop = crop
+        self.images: list[np.ndarray] = []
+        for path in tqdm(image_files(folder), desc="loading images", leave=False):
+            im = Image.open(path).convert("RGB")
+            if min(im.size) < crop:
+                s = crop / min(im.size)
+                im = im.resize((max(crop, round(im.width * s)), max(crop, round(im.height * s))), Image.BICUBIC)
+            self.images.append(np.asarray(im))
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, n: int) -> torch.Tensor:
+        """n random crops, randomly flipped left-right: (n, 3, crop, crop) in [-1, 1]."""
+        out = np.empty((n, self.crop, self.crop, 3), np.uint8)
+        for k in range(n):
+            im = self.images[self.rng.integers(len(self.images))]
+            y = self.rng.integers(im.shape[0] - self.crop + 1)
+            x = self.rng.integers(im.shape[1] - self.crop + 1)
+            c = im[y:y + self.crop, x:x + self.crop]
+            out[k] = c[:, ::-1] if self.rng.random() < 0.5 else c
+        return torch.from_numpy(out).permute(0, 3, 1, 2).float() / 127.5 - 1

@@ -1,0 +1,170 @@
+"""Train the transformer prior on token grids of a folder of images (cached per tokenizer)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from ..prior import PriorConfig, PriorModel
+from ..tokenizer import Tokenizer
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import image_files
+
+
+@dataclass
+class PriorTrainConfig:
+    data: str
+    out: str                  # run folder holding tokenizer_ckpt.*; prior_ckpt.* is written there
+    steps: int = 6000
+    batch: int = 32
+    lr: float = 6e-4
+    warmup: int = 200
+    weight_decay: float = 0.05
+    edge_tiles: float = 0.25  # share of batches with smaller tiles, as at image borders
+    holdout: float = 0.05     # share of images kept out for the held-out NLL
+    eval_every: int = 250
+    ckpt_every: int = 250
+    minutes: float = 0.0
+    seed: int = 0
+
+
+@torch.no_grad()
+def token_cache(tokenizer: Tokenizer, data: Path, cache: Path) -> list[np.ndarray]:
+    """Full-depth index grids (depth, h, w) of every image and its mirror image, computed once."""
+    if cache.exists():
+        with np.load(cache, allow_pickle=False) as z:
+            return [z[k] for k in sorted(z.files, key=int)]
+    f = tokenizer.cfg.downsample
+    grids = []
+    for path in tqdm(image_files(data), desc="tokenizing"):
+        a = np.asarray(Image.open(path).convert("RGB"))
+        a = a[: a.shape[0] // f * f, : a.shape[1] // f * f]
+        if a.size == 0:
+            continue
+        for view in (a, a[:, ::-1]):
+            x = torch.from_numpy(np.ascontiguousarray(view)).permute(2, 0, 1)[None].float() / 127.5 - 1
+            grids.append(tokenizer.encode(x, tokenizer.cfg.depth)[0].numpy().astype(np.int16))
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **{str(i): g for i, g in enumerate(grids)})
+    tmp.replace(cache)
+    return grids
+
+
+class TileSampler:
+    def __init__(self, grids: list[np.ndarray], window: int, seed: int):
+        self.grids, self.window = grids, window
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, n: int, th: int, tw: int, quality: int) -> torch.Tensor:
+        """n random th x tw tiles at `quality` depths: (n, th, tw, quality)."""
+        out = np.empty((n, th, tw, quality), np.int64)
+        for k in range(n):
+            while True:
+                g = self.grids[self.rng.integers(len(self.grids))]
+                if g.shape[1] >= th and g.shape[2] >= tw:
+                    break
+            y = self.rng.integers(g.shape[1] - th + 1)
+            x = self.rng.integers(g.shape[2] - tw + 1)
+            out[k] = g[:quality, y:y + th, x:x + tw].transpose(1, 2, 0)
+        return torch.from_numpy(out)
+
+
+def tile_loss(prior: PriorModel, tiles: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy in nats per index."""
+    logits = prior(tiles)  # (B, T, q, K)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tiles.reshape(-1))
+
+
+@torch.no_grad()
+def heldout_bits(prior: PriorModel, grids: list[np.ndarray], window: int) -> dict[int, float]:
+    """Bits per index on full window x window tiles of held-out grids, per quality level."""
+    prior.eval()
+    result = {}
+    for q in range(1, prior.cfg.depth + 1):
+        tiles = [g[:q, y:y + window, x:x + window].transpose(1, 2, 0)
+                 for g in grids
+                 for y in range(0, g.shape[1] - window + 1, window)
+                 for x in range(0, g.shape[2] - window + 1, window)]
+        if tiles:
+            batch = torch.from_numpy(np.stack(tiles).astype(np.int64))
+            result[q] = tile_loss(prior, batch).item() / math.log(2)
+    prior.train()
+    return result
+
+
+def train_prior(tc: PriorTrainConfig, pc: PriorConfig | None = None) -> Path:
+    out = Path(tc.out)
+    tok_meta = json.loads((out / "tokenizer_ckpt.json").read_text())
+    from ..tokenizer import TokenizerConfig
+    tokenizer = Tokenizer(TokenizerConfig.from_dict(tok_meta["model"]))
+    load_checkpoint(out / "tokenizer_ckpt", {"model": tokenizer}, {})
+    tokenizer.eval()
+    digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in
+                                     (*tokenizer.encoder.parameters(), tokenizer.quantizer.codebooks))).hexdigest()[:12]
+    grids = token_cache(tokenizer, Path(tc.data), out / f"tokens_{digest}.npz")
+    every = max(2, round(1 / tc.holdout))  # every n-th image (with its mirror) is held out
+    held = [g for k, g in enumerate(grids) if (k // 2) % every == 0]
+    train_grids = [g for k, g in enumerate(grids) if (k // 2) % every != 0]
+
+    ckpt = out / "prior_ckpt"
+    torch.manual_seed(tc.seed)
+    if ckpt.with_suffix(".json").exists():
+        pc = PriorConfig.from_dict(json.loads(ckpt.with_suffix(".json").read_text())["model"])
+    cfg = tokenizer.cfg
+    pc = pc or PriorConfig(codebook_size=cfg.codebook_size, depth=cfg.depth)
+    prior = PriorModel(pc)
+    decay = [p for n, p in prior.named_parameters() if p.dim() >= 2 and "emb" not in n]
+    no_decay = [p for n, p in prior.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr, betas=(0.9, 0.95))
+    sampler = TileSampler(train_grids, pc.window, tc.seed)
+    step, wall = 0, 0.0
+    if ckpt.with_suffix(".json").exists():
+        meta = load_checkpoint(ckpt, {"model": prior}, {"opt": opt})
+        step, wall = meta["step"], meta["wall_seconds"]
+        sampler.rng.bit_generator.state = meta["data_rng"]
+    log = (out / "prior_log.jsonl").open("a")
+    t_start = time.time() - wall
+    bar = tqdm(total=tc.steps, initial=step, desc="prior")
+    held_bits: dict = {}
+    while step < tc.steps:
+        lr = tc.lr * min(1.0, (step + 1) / tc.warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / tc.steps)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        w = pc.window
+        th, tw = (w, w) if sampler.rng.random() >= tc.edge_tiles else sampler.rng.integers(1, w + 1, 2)
+        quality = int(sampler.rng.integers(1, pc.depth + 1))
+        loss = tile_loss(prior, sampler.batch(tc.batch, int(th), int(tw), quality))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(prior.parameters(), 1.0)
+        opt.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(bits=f"{loss.item() / math.log(2):.3f}", q=quality)
+        record = {"step": step, "time": round(time.time() - t_start, 1), "q": quality,
+                  "bits": loss.item() / math.log(2), "lr": lr}
+        out_of_time = tc.minutes and time.time() - t_start > tc.minutes * 60
+        if step % tc.eval_every == 0 or step == tc.steps or out_of_time:
+            held_bits = heldout_bits(prior, held, pc.window)
+            record["heldout_bits"] = held_bits
+        log.write(json.dumps(record) + "\n")
+        log.flush()
+        if step % tc.ckpt_every == 0 or step == tc.steps or out_of_time:
+            save_checkpoint(ckpt, {"model": prior}, {"opt": opt},
+                            {"step": step, "wall_seconds": time.time() - t_start, "model": pc.to_dict(),
+                             "train": asdict(tc), "data_rng": sampler.rng.bit_generator.state,
+                             "heldout_bits": held_bits, "tokens": f"tokens_{digest}.npz"})
+        if out_of_time:
+            break
+    bar.close()
+    return ckpt

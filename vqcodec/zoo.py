@@ -1,0 +1,115 @@
+"""Shipped models and loading: a model is a folder with config.json, tokenizer.safetensors and
+prior.safetensors; its identity is the SHA-256 of those three files."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .prior import PriorConfig, PriorModel
+from .tokenizer import Tokenizer, TokenizerConfig
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+MODELS = {"vqc-v1": WEIGHTS_DIR / "vqc-v1"}  # shipped models by name
+DEFAULT_MODEL = "vqc-v1"
+FILES = ("config.json", "tokenizer.safetensors", "prior.safetensors")
+
+
+class ModelNotFound(FileNotFoundError):
+    pass
+
+
+@dataclass
+class Model:
+    """A tokenizer and its prior, with the identity that .vqc files record."""
+    name: str
+    tokenizer: Tokenizer
+    prior: PriorModel
+    identity: bytes  # SHA-256 of the model's files
+    default_quality: int
+
+    @property
+    def model_id(self) -> bytes:
+        """The 4 bytes a .vqc file carries."""
+        return self.identity[:4]
+
+    @property
+    def device(self) -> torch.device:
+        return self.tokenizer.quantizer.codebooks.device
+
+    @property
+    def levels(self) -> int:
+        return self.tokenizer.cfg.depth
+
+    @property
+    def downsample(self) -> int:
+        return self.tokenizer.cfg.downsample
+
+    @property
+    def codebook_size(self) -> int:
+        return self.tokenizer.cfg.codebook_size
+
+    def to(self, device: str | torch.device) -> "Model":
+        self.tokenizer.to(device)
+        self.prior.to(device)
+        return self
+
+
+def model_identity(folder: Path) -> bytes:
+    h = hashlib.sha256()
+    for name in FILES:
+        h.update((folder / name).read_bytes())
+    return h.digest()
+
+
+def _resolve(name: str | Path | None) -> tuple[str, Path]:
+    name = DEFAULT_MODEL if name is None else name
+    if str(name) in MODELS:
+        return str(name), MODELS[str(name)]
+    folder = Path(name)
+    if not all((folder / f).is_file() for f in FILES):
+        raise ModelNotFound(f"no model '{name}': give one of {', '.join(MODELS)} or a folder with {', '.join(FILES)}")
+    return folder.name, folder
+
+
+_cache: dict[tuple[Path, str], Model] = {}
+
+
+def load_model(name: str | Path | None = None, device: str = "cpu") -> Model:
+    """A shipped model by name (default: vqc-v1) or a model folder, in float32 on `device`."""
+    label, folder = _resolve(name)
+    key = (folder.resolve(), str(device))
+    if key not in _cache:
+        cfg = json.loads((folder / "config.json").read_text())
+        tokenizer = Tokenizer(TokenizerConfig.from_dict(cfg["tokenizer"]))
+        prior = PriorModel(PriorConfig.from_dict(cfg["prior"]))
+        for module, file in ((tokenizer, "tokenizer.safetensors"), (prior, "prior.safetensors")):
+            state = {k: v.float() for k, v in load_file(str(folder / file)).items()}
+            module.load_state_dict(state)
+            module.eval().requires_grad_(False)
+        _cache[key] = Model(label, tokenizer, prior, model_identity(folder),
+                            cfg.get("default_quality", 1)).to(device)
+    return _cache[key]
+
+
+def find_model_by_id(model_id: bytes) -> str | None:
+    """The shipped model whose identity starts with model_id, if any."""
+    for name, folder in MODELS.items():
+        if all((folder / f).is_file() for f in FILES) and model_identity(folder)[:4] == model_id:
+            return name
+    return None
+
+
+def export_model(folder: Path, tokenizer: Tokenizer, prior: PriorModel, extra: dict | None = None) -> bytes:
+    """Write a model folder with fp16 weights; returns its identity."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"tokenizer": tokenizer.cfg.to_dict(), "prior": prior.cfg.to_dict(), **(extra or {})}
+    (folder / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
+    for module, file in ((tokenizer, "tokenizer.safetensors"), (prior, "prior.safetensors")):
+        save_file({k: v.detach().half().contiguous() for k, v in module.state_dict().items()}, str(folder / file))
+    return model_identity(folder)
