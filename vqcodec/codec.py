@@ -100,9 +100,9 @@ def _decoding_model(header: Header, model: Model | str | None, device: str) -> M
     return m
 
 
-def decompress(data: bytes, model: Model | str | None = None, device: str = "cpu") -> Image.Image:
-    """Decode .vqc bytes into an RGB image. Raises FormatError (or its subclass ModelMismatch) for
-    files that are not, or no longer, decodable."""
+def decode_grid(data: bytes, model: Model | str | None = None,
+                device: str = "cpu") -> tuple[Header, TokenGrid, Model]:
+    """The header and the verified token grid of .vqc bytes, and the model that decodes them."""
     header, payload = bitstream.unpack(bytes(data))
     m = _decoding_model(header, model, device)
     if header.quality > m.levels:
@@ -124,4 +124,11 @@ def decompress(data: bytes, model: Model | str | None = None, device: str = "cpu
     if bitstream.grid_checksum(grid.indices) != header.grid_crc:
         raise FormatError("decoded indices fail their checksum: the prior computed different probabilities "
                           "than when the file was made (different device or arithmetic)")
+    return header, grid, m
+
+
+def decompress(data: bytes, model: Model | str | None = None, device: str = "cpu") -> Image.Image:
+    """Decode .vqc bytes into an RGB image. Raises FormatError (or its subclass ModelMismatch) for
+    files that are not, or no longer, decodable."""
+    header, grid, m = decode_grid(data, model, device)
     return detokenize(grid, header.width, header.height, m, device)

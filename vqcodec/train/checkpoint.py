@@ -59,13 +59,16 @@ def save_checkpoint(path: Path, modules: dict[str, torch.nn.Module],
 
 
 def load_checkpoint(path: Path, modules: dict[str, torch.nn.Module],
-                    optimizers: dict[str, torch.optim.Optimizer]) -> dict:
-    """Restore what save_checkpoint wrote; returns its meta dict."""
+                    optimizers: dict[str, torch.optim.Optimizer], optional: tuple[str, ...] = ()) -> dict:
+    """Restore what save_checkpoint wrote; returns its meta dict. Modules named in `optional` (caches
+    that older checkpoints lack) keep their fresh state when the file has none."""
     path = Path(path)
     tensors = load_file(str(path.with_suffix(".safetensors")))
     meta = json.loads(path.with_suffix(".json").read_text())
     for name, m in modules.items():
-        m.load_state_dict({k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")})
+        state = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}
+        if state or name not in optional:
+            m.load_state_dict(state)
     for name, opt in optimizers.items():
         _restore_optimizer(f"opt_{name}", opt, tensors, meta["optimizers"][name])
     torch.set_rng_state(tensors["rng.torch"])

@@ -33,7 +33,8 @@ class PriorTrainConfig:
     holdout: float = 0.05     # share of images kept out for the held-out NLL
     eval_every: int = 250
     ckpt_every: int = 250
-    minutes: float = 0.0
+    minutes: float = 0.0         # end (with a checkpoint) once the run's total wall time passes this
+    stop_after: int = 0          # end this run (with a checkpoint) after this many steps; 0 = no limit
     seed: int = 0
 
 
@@ -51,7 +52,7 @@ def token_cache(tokenizer: Tokenizer, data: Path, cache: Path) -> list[np.ndarra
         if a.size == 0:
             continue
         for view in (a, a[:, ::-1]):
-            x = torch.from_numpy(np.ascontiguousarray(view)).permute(2, 0, 1)[None].float() / 127.5 - 1
+            x = torch.from_numpy(np.array(view)).permute(2, 0, 1)[None].float() / 127.5 - 1
             grids.append(tokenizer.encode(x, tokenizer.cfg.depth)[0].numpy().astype(np.int16))
     tmp = cache.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, **{str(i): g for i, g in enumerate(grids)})
@@ -133,7 +134,7 @@ def train_prior(tc: PriorTrainConfig, pc: PriorConfig | None = None) -> Path:
         step, wall = meta["step"], meta["wall_seconds"]
         sampler.rng.bit_generator.state = meta["data_rng"]
     log = (out / "prior_log.jsonl").open("a")
-    t_start = time.time() - wall
+    t_start, first_step = time.time() - wall, step
     bar = tqdm(total=tc.steps, initial=step, desc="prior")
     held_bits: dict = {}
     while step < tc.steps:
@@ -153,7 +154,8 @@ def train_prior(tc: PriorTrainConfig, pc: PriorConfig | None = None) -> Path:
         bar.set_postfix(bits=f"{loss.item() / math.log(2):.3f}", q=quality)
         record = {"step": step, "time": round(time.time() - t_start, 1), "q": quality,
                   "bits": loss.item() / math.log(2), "lr": lr}
-        out_of_time = tc.minutes and time.time() - t_start > tc.minutes * 60
+        out_of_time = bool(tc.minutes and time.time() - t_start > tc.minutes * 60
+                           or tc.stop_after and step - first_step >= tc.stop_after)
         if step % tc.eval_every == 0 or step == tc.steps or out_of_time:
             held_bits = heldout_bits(prior, held, pc.window)
             record["heldout_bits"] = held_bits

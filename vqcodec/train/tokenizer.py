@@ -34,7 +34,8 @@ class TokenizerTrainConfig:
     ckpt_every: int = 100
     log_every: int = 10
     freeze_encoder: bool = False  # decoder-only fine-tuning: the token grids stay fixed
-    minutes: float = 0.0         # stop (with a checkpoint) after this wall time; 0 = no limit
+    minutes: float = 0.0         # end (with a checkpoint) once the run's total wall time passes this
+    stop_after: int = 0          # end this run (with a checkpoint) after this many steps; 0 = no limit
     seed: int = 0
 
 
@@ -58,13 +59,19 @@ def kmeans_init(model: Tokenizer, data: CropDataset, batches: int, iters: int = 
         r = r - centers[torch.cdist(r, centers).argmin(1)]
 
 
-class DeadCodeRestarter:
-    """Re-seeds codebook entries that no vector chose recently with recent residuals (+ noise)."""
+class DeadCodeRestarter(torch.nn.Module):
+    """Re-seeds codebook entries that no vector chose recently with recent residuals (+ noise).
+    A module only so that its buffers travel in checkpoints."""
 
     def __init__(self, depth: int, K: int, dim: int, buffer: int = 4096):
-        self.used = torch.zeros(depth, K, dtype=torch.bool)
-        self.buffer = torch.zeros(depth, buffer, dim)
-        self.filled = 0
+        super().__init__()
+        self.register_buffer("used", torch.zeros(depth, K, dtype=torch.bool))
+        self.register_buffer("buffer", torch.zeros(depth, buffer, dim))
+        self.register_buffer("filled_", torch.zeros((), dtype=torch.long))
+
+    @property
+    def filled(self) -> int:
+        return int(self.filled_)
 
     def observe(self, indices: torch.Tensor, residuals: torch.Tensor) -> None:
         """indices (B, depth, h, w); residuals (B, depth, D, h, w)."""
@@ -73,7 +80,7 @@ class DeadCodeRestarter:
             self.used[d, indices[:, d].flatten()] = True
         r = residuals.permute(1, 0, 3, 4, 2).reshape(depth, -1, residuals.shape[2])
         self.buffer = torch.cat([r, self.buffer], 1)[:, :self.buffer.shape[1]]
-        self.filled = min(self.buffer.shape[1], self.filled + r.shape[1])
+        self.filled_.fill_(min(self.buffer.shape[1], self.filled + r.shape[1]))
 
     @torch.no_grad()
     def restart(self, codebooks: torch.nn.Parameter) -> list[int]:
@@ -94,6 +101,7 @@ def train_tokenizer(tc: TokenizerTrainConfig, mc: TokenizerConfig | None = None)
     ddp = torch.distributed.is_available() and torch.distributed.is_initialized()
     rank = torch.distributed.get_rank() if ddp else 0
     out = Path(tc.out)
+    out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "tokenizer_ckpt"
     torch.manual_seed(tc.seed)
     if ckpt.with_suffix(".json").exists():
@@ -103,9 +111,11 @@ def train_tokenizer(tc: TokenizerTrainConfig, mc: TokenizerConfig | None = None)
     opt_g = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), lr=tc.lr, betas=(0.5, 0.9))
     data = CropDataset(Path(tc.data), tc.crop, seed=tc.seed + 1000 * rank)
+    restarter = DeadCodeRestarter(mc.depth, mc.codebook_size, mc.code_dim)
+    modules = {"model": model, "disc": disc, "restarter": restarter}
     step, wall = 0, 0.0
     if ckpt.with_suffix(".json").exists():
-        meta = load_checkpoint(ckpt, {"model": model, "disc": disc}, {"g": opt_g, "d": opt_d})
+        meta = load_checkpoint(ckpt, modules, {"g": opt_g, "d": opt_d}, optional=("restarter",))
         step, wall = meta["step"], meta["wall_seconds"]
         data.rng.bit_generator.state = meta["data_rng"]
     elif rank == 0:
@@ -116,10 +126,9 @@ def train_tokenizer(tc: TokenizerTrainConfig, mc: TokenizerConfig | None = None)
     if tc.freeze_encoder:
         model.encoder.requires_grad_(False)
         model.quantizer.requires_grad_(False)
-    lpips_model = load_lpips()
-    restarter = DeadCodeRestarter(mc.depth, mc.codebook_size, mc.code_dim)
+    lpips_model = load_lpips() if tc.lpips_weight else None
     log = (out / "tokenizer_log.jsonl").open("a") if rank == 0 else None
-    t_start = time.time() - wall
+    t_start, first_step = time.time() - wall, step
     bar = tqdm(total=tc.steps, initial=step, desc="tokenizer", disable=rank != 0)
     while step < tc.steps:
         lr = tc.lr * min(1.0, (step + 1) / tc.warmup)
@@ -131,7 +140,7 @@ def train_tokenizer(tc: TokenizerTrainConfig, mc: TokenizerConfig | None = None)
         o = model(x, quality)
         rec = o["recon"]
         l1 = (rec - x).abs().mean()
-        perceptual = lpips_model(rec, x).mean()
+        perceptual = lpips_model(rec, x).mean() if lpips_model else torch.zeros(())
         rec_loss = l1 + tc.lpips_weight * perceptual
         loss = rec_loss + o["vq_loss"]
         gan_on = step >= tc.disc_start
@@ -163,9 +172,10 @@ def train_tokenizer(tc: TokenizerTrainConfig, mc: TokenizerConfig | None = None)
         if log and (step % tc.log_every == 0 or "restarted" in stats):
             log.write(json.dumps({"step": step, "time": round(time.time() - t_start, 1), **stats}) + "\n")
             log.flush()
-        out_of_time = tc.minutes and time.time() - t_start > tc.minutes * 60
+        out_of_time = bool(tc.minutes and time.time() - t_start > tc.minutes * 60
+                           or tc.stop_after and step - first_step >= tc.stop_after)
         if rank == 0 and (step % tc.ckpt_every == 0 or step == tc.steps or out_of_time):
-            save_checkpoint(ckpt, {"model": model, "disc": disc}, {"g": opt_g, "d": opt_d},
+            save_checkpoint(ckpt, modules, {"g": opt_g, "d": opt_d},
                             {"step": step, "wall_seconds": time.time() - t_start, "model": mc.to_dict(),
                              "train": asdict(tc), "data_rng": data.rng.bit_generator.state})
         if out_of_time:

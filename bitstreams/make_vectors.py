@@ -1,0 +1,53 @@
+"""Make the reference .vqc files in bitstreams/vectors/ with the shipped model (run once per format
+version; later versions of vqcodec must still decode them).
+
+    python bitstreams/make_vectors.py
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+from skimage import data as skdata
+
+import vqcodec
+from vqcodec.codec import decode_grid
+
+HERE = Path(__file__).parent / "vectors"
+
+# name -> (image, quality or None for the top level, coder)
+CASES = {
+    "coffee-q1-prior": (lambda: skdata.coffee()[100:196, 200:328], 1, "prior"),
+    "chelsea-odd-top-prior": (lambda: skdata.chelsea()[50:83, 90:167], None, "prior"),
+    "astronaut-q2-uniform": (lambda: skdata.astronaut()[0:64, 192:256], 2, "uniform"),
+    "camera-gray-q2-prior": (lambda: skdata.camera()[200:280, 180:300], 2, "prior"),
+}
+
+
+def grid_sha256(indices: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(indices, dtype="<u2").tobytes()).hexdigest()
+
+
+def main() -> None:
+    HERE.mkdir(exist_ok=True)
+    model = vqcodec.load_model()
+    record = {}
+    for name, (make, quality, coder) in CASES.items():
+        data = vqcodec.compress(make(), quality=quality or model.levels, model=model, coder=coder)
+        (HERE / f"{name}.vqc").write_bytes(data)
+        header, grid, _ = decode_grid(data, model)
+        image = vqcodec.decompress(data, model=model)
+        image.save(HERE / f"{name}.png")
+        record[name] = {"file": f"{name}.vqc", "bytes": len(data), "model": model.name,
+                        "model_id": model.model_id.hex(), "quality": header.quality, "coder": header.coder.name.lower(),
+                        "width": header.width, "height": header.height, "grid_sha256": grid_sha256(grid.indices),
+                        "pixels_png": f"{name}.png",
+                        "pixels_sha256": hashlib.sha256(np.asarray(image).tobytes()).hexdigest()}
+    (HERE / "vectors.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {len(record)} vectors to {HERE}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Kodak evaluation of a vqcodec model at every quality level: whole-file bpp, PSNR, LPIPS, encode
+and decode seconds, and bits per token with the prior against uniform coding.
+
+    VQCODEC_LPIPS_WEIGHTS=../shared/weights/lpips_alex_v0.1.safetensors \
+        python eval/kodak_v1.py ../shared/data/kodak --out eval/results
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import vqcodec
+from vqcodec.images import to_rgb
+from vqcodec.metrics import load_lpips, lpips_distance, psnr
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("kodak", type=Path)
+    ap.add_argument("--out", type=Path, default=Path("eval/results"))
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--name", default="v1", help="results are written to OUT/NAME.{csv,json,md}")
+    args = ap.parse_args()
+
+    model = vqcodec.load_model(args.model)
+    lp = load_lpips()
+    files = sorted(args.kodak.glob("*.png"))
+    rows = []
+    usage = {q: np.zeros((q, model.codebook_size), np.int64) for q in range(1, model.levels + 1)}
+    for path in tqdm(files, desc="kodak"):
+        rgb = to_rgb(path)
+        h, w = rgb.shape[:2]
+        for q in range(1, model.levels + 1):
+            t0 = time.perf_counter()
+            data = vqcodec.compress(rgb, quality=q, model=model)
+            t1 = time.perf_counter()
+            out = np.asarray(vqcodec.decompress(data, model=model))
+            t2 = time.perf_counter()
+            uniform = vqcodec.compress(rgb, quality=q, model=model, coder="uniform")
+            header, grid, _ = vqcodec.codec.decode_grid(uniform, model)
+            for d in range(q):
+                usage[q][d] += np.bincount(grid.indices[d].ravel(), minlength=model.codebook_size)
+            tokens = grid.indices.size
+            rows.append({
+                "image": path.name, "quality": q, "width": w, "height": h, "tokens": tokens,
+                "bytes": len(data), "bpp": 8 * len(data) / (w * h),
+                "payload_bits_per_token": 8 * (len(data) - 25) / tokens,
+                "uniform_bytes": len(uniform), "uniform_payload_bits_per_token": 8 * (len(uniform) - 25) / tokens,
+                "psnr": psnr(rgb, out), "lpips": lpips_distance(lp, rgb, out),
+                "encode_s": t1 - t0, "decode_s": t2 - t1,
+            })
+    args.out.mkdir(parents=True, exist_ok=True)
+    with (args.out / f"{args.name}_kodak.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    summary = []
+    for q in range(1, model.levels + 1):
+        r = [x for x in rows if x["quality"] == q]
+        mean = lambda k: float(np.mean([x[k] for x in r]))  # noqa: E731
+        counts = usage[q]
+        p = counts / counts.sum(1, keepdims=True)
+        perplexity = np.exp(-(np.where(p > 0, p * np.log(np.maximum(p, 1e-300)), 0)).sum(1))
+        summary.append({"quality": q, **{k: mean(k) for k in (
+            "bpp", "psnr", "lpips", "encode_s", "decode_s", "payload_bits_per_token", "uniform_payload_bits_per_token")},
+            "log2K": float(np.log2(model.codebook_size)),
+            "codebook_usage": [float((c > 0).mean()) for c in counts],
+            "codebook_perplexity": [float(x) for x in perplexity]})
+    machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    meta = {"model": model.name, "model_id": model.model_id.hex(), "images": len(files), "data": str(args.kodak),
+            "machine": machine, "summary": summary}
+    (args.out / f"{args.name}_kodak.json").write_text(json.dumps(meta, indent=1) + "\n")
+    lines = [f"| level | bpp | PSNR dB | LPIPS | encode s | decode s | bits/token prior | bits/token uniform | prior/uniform |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for s in summary:
+        lines.append(f"| {s['quality']} | {s['bpp']:.4f} | {s['psnr']:.2f} | {s['lpips']:.3f} | {s['encode_s']:.2f} | "
+                     f"{s['decode_s']:.2f} | {s['payload_bits_per_token']:.2f} | {s['uniform_payload_bits_per_token']:.2f} | "
+                     f"{s['payload_bits_per_token'] / s['uniform_payload_bits_per_token']:.1%} |")
+    (args.out / f"{args.name}_kodak_table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

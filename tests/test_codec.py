@@ -1,0 +1,123 @@
+"""compress / decompress through the shipped model, as a user calls them."""
+import json
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import vqcodec
+from vqcodec.metrics import psnr
+
+
+def test_decompress_returns_the_tokenizers_own_reconstruction(model, small_photo):
+    data = vqcodec.compress(small_photo, model=model)
+    decoded = vqcodec.decompress(data)
+    expected = vqcodec.reconstruct(small_photo, model=model)
+    assert decoded.size == (128, 96) and decoded.mode == "RGB"
+    np.testing.assert_array_equal(np.asarray(decoded), np.asarray(expected))
+
+
+def test_same_input_gives_identical_bytes(model, small_photo):
+    assert vqcodec.compress(small_photo, model=model) == vqcodec.compress(small_photo.copy(), model=model)
+
+
+def test_paths_pil_images_and_arrays_give_the_same_file(model, small_photo, tmp_path):
+    path = tmp_path / "in.png"
+    Image.fromarray(small_photo).save(path)
+    a = vqcodec.compress(small_photo, model=model)
+    assert vqcodec.compress(path, model=model) == a
+    assert vqcodec.compress(str(path), model=model) == a
+    assert vqcodec.compress(Image.open(path), model=model) == a
+
+
+@pytest.mark.parametrize("height,width", [(1, 1), (17, 301), (3000, 20)])
+def test_odd_sizes_come_back_at_their_size(model, height, width):
+    rng = np.random.default_rng(height)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    out = vqcodec.decompress(vqcodec.compress(image, quality=1, model=model))
+    assert out.size == (width, height)
+
+
+def test_every_quality_level_decodes_and_higher_levels_cost_more_and_look_better(model, astronaut):
+    image = astronaut[::2, ::2]
+    sizes, quality = [], []
+    for q in range(1, model.levels + 1):
+        data = vqcodec.compress(image, quality=q, model=model)
+        sizes.append(len(data))
+        quality.append(psnr(image, np.asarray(vqcodec.decompress(data))))
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+    assert quality[-1] > quality[0]
+
+
+def test_grayscale_is_converted_silently(model, small_photo):
+    gray = Image.fromarray(small_photo).convert("L")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = vqcodec.decompress(vqcodec.compress(gray, model=model))
+    assert out.mode == "RGB" and out.size == gray.size
+    a = np.asarray(out).astype(int)
+    assert np.abs(a[..., 0] - a[..., 1]).mean() < 20  # stays (nearly) gray
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda a: Image.fromarray(np.dstack([a, np.full(a.shape[:2], 128, np.uint8)]), "RGBA"), "alpha"),
+    (lambda a: Image.fromarray(a).convert("LA"), "alpha"),
+    (lambda a: Image.fromarray(a[..., 0].astype(np.uint16) * 257), "16-bit"),
+    (lambda a: a.astype(np.uint16) * 257, "16-bit"),
+])
+def test_what_is_dropped_is_said_once(model, small_photo, make, message):
+    with pytest.warns(vqcodec.ConversionWarning, match=message) as record:
+        data = vqcodec.compress(make(small_photo), model=model)
+    assert len(record) == 1
+    assert vqcodec.decompress(data).size == (128, 96)
+
+
+def test_sixteen_bit_input_matches_its_eight_bit_version(model, small_photo):
+    with pytest.warns(vqcodec.ConversionWarning):
+        deep = vqcodec.compress(small_photo.astype(np.uint16) * 257, model=model)
+    assert deep == vqcodec.compress(small_photo, model=model)
+
+
+def test_palette_image(model, small_photo):
+    pal = Image.fromarray(small_photo).convert("P", palette=Image.Palette.ADAPTIVE)
+    assert vqcodec.decompress(vqcodec.compress(pal, model=model)).size == pal.size
+
+
+def test_invalid_quality_is_refused(model, small_photo):
+    for q in (0, model.levels + 1):
+        with pytest.raises(ValueError, match="quality"):
+            vqcodec.compress(small_photo, quality=q, model=model)
+
+
+def test_file_from_another_model_is_refused_naming_both(model, small_photo, tmp_path):
+    other_dir = tmp_path / "other-model"
+    shutil.copytree(vqcodec.zoo.MODELS[vqcodec.zoo.DEFAULT_MODEL], other_dir)
+    cfg_path = other_dir / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["default_quality"] = 3 - cfg["default_quality"] % 2  # any change of the files is another model
+    cfg_path.write_text(json.dumps(cfg))
+    other = vqcodec.load_model(other_dir)
+    assert other.model_id != model.model_id
+    data = vqcodec.compress(small_photo, quality=1, model=other)
+    with pytest.raises(vqcodec.ModelMismatch) as e:
+        vqcodec.decompress(data)
+    assert other.model_id.hex() in str(e.value)
+    with pytest.raises(vqcodec.ModelMismatch) as e:
+        vqcodec.decompress(data, model=model)
+    assert other.model_id.hex() in str(e.value) and model.model_id.hex() in str(e.value)
+    assert vqcodec.decompress(data, model=other).size == (128, 96)
+
+
+def test_unknown_model_name_is_a_clear_error():
+    with pytest.raises(vqcodec.ModelNotFound, match="no model"):
+        vqcodec.load_model("no-such-model")
+
+
+def test_sample_draws_images_of_the_asked_size(model):
+    a = vqcodec.sample(2, size=(24, 40), seed=1, top_k=50, model=model)
+    b = vqcodec.sample(2, size=(24, 40), seed=1, top_k=50, model=model)
+    assert [im.size for im in a] == [(40, 24)] * 2
+    assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b))
+    assert not np.array_equal(np.asarray(a[0]), np.asarray(a[1]))
