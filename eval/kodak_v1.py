@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import lzma
 import platform
+import zlib
 import time
 from pathlib import Path
 
@@ -19,7 +21,17 @@ from tqdm import tqdm
 
 import vqcodec
 from vqcodec.images import to_rgb
-from vqcodec.metrics import load_lpips, lpips_distance, psnr
+from vqcodec.metrics import load_lpips, lpips_distance, ms_ssim, psnr
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -49,12 +61,15 @@ def main() -> None:
             for d in range(q):
                 usage[q][d] += np.bincount(grid.indices[d].ravel(), minlength=model.codebook_size)
             tokens = grid.indices.size
+            raw = np.ascontiguousarray(grid.indices, dtype="<u2").tobytes()
             rows.append({
                 "image": path.name, "quality": q, "width": w, "height": h, "tokens": tokens,
                 "bytes": len(data), "bpp": 8 * len(data) / (w * h),
                 "payload_bits_per_token": 8 * (len(data) - 25) / tokens,
                 "uniform_bytes": len(uniform), "uniform_payload_bits_per_token": 8 * (len(uniform) - 25) / tokens,
-                "psnr": psnr(rgb, out), "lpips": lpips_distance(lp, rgb, out),
+                "zlib_bits_per_token": 8 * len(zlib.compress(raw, 9)) / tokens,
+                "lzma_bits_per_token": 8 * len(lzma.compress(raw, preset=9 | lzma.PRESET_EXTREME)) / tokens,
+                "psnr": psnr(rgb, out), "ms_ssim": ms_ssim(rgb, out), "lpips": lpips_distance(lp, rgb, out),
                 "encode_s": t1 - t0, "decode_s": t2 - t1,
             })
     args.out.mkdir(parents=True, exist_ok=True)
@@ -70,20 +85,23 @@ def main() -> None:
         p = counts / counts.sum(1, keepdims=True)
         perplexity = np.exp(-(np.where(p > 0, p * np.log(np.maximum(p, 1e-300)), 0)).sum(1))
         summary.append({"quality": q, **{k: mean(k) for k in (
-            "bpp", "psnr", "lpips", "encode_s", "decode_s", "payload_bits_per_token", "uniform_payload_bits_per_token")},
+            "bpp", "psnr", "ms_ssim", "lpips", "encode_s", "decode_s", "payload_bits_per_token", "uniform_payload_bits_per_token",
+            "zlib_bits_per_token", "lzma_bits_per_token")},
             "log2K": float(np.log2(model.codebook_size)),
             "codebook_usage": [float((c > 0).mean()) for c in counts],
             "codebook_perplexity": [float(x) for x in perplexity]})
-    machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    machine = f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     meta = {"model": model.name, "model_id": model.model_id.hex(), "images": len(files), "data": str(args.kodak),
             "machine": machine, "summary": summary}
     (args.out / f"{args.name}_kodak.json").write_text(json.dumps(meta, indent=1) + "\n")
-    lines = [f"| level | bpp | PSNR dB | LPIPS | encode s | decode s | bits/token prior | bits/token uniform | prior/uniform |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| level | bpp | PSNR dB | MS-SSIM | LPIPS | encode s | decode s | bits/token prior | uniform | zlib | lzma "
+             "| prior/uniform | codebook use |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
-        lines.append(f"| {s['quality']} | {s['bpp']:.4f} | {s['psnr']:.2f} | {s['lpips']:.3f} | {s['encode_s']:.2f} | "
+        lines.append(f"| {s['quality']} | {s['bpp']:.4f} | {s['psnr']:.2f} | {s['ms_ssim']:.3f} | {s['lpips']:.3f} | {s['encode_s']:.2f} | "
                      f"{s['decode_s']:.2f} | {s['payload_bits_per_token']:.2f} | {s['uniform_payload_bits_per_token']:.2f} | "
-                     f"{s['payload_bits_per_token'] / s['uniform_payload_bits_per_token']:.1%} |")
+                     f"{s['zlib_bits_per_token']:.2f} | {s['lzma_bits_per_token']:.2f} | "
+                     f"{s['payload_bits_per_token'] / s['uniform_payload_bits_per_token']:.1%} | "
+                     f"{min(s['codebook_usage']):.0%}–{max(s['codebook_usage']):.0%} |")
     (args.out / f"{args.name}_kodak_table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -1,10 +1,11 @@
-"""Image quality metrics: PSNR on 8-bit RGB and LPIPS (AlexNet, v0.1)."""
+"""Image quality metrics: PSNR and MS-SSIM on 8-bit RGB, LPIPS (AlexNet, v0.1)."""
 from __future__ import annotations
 
 import os
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 LPIPS_WEIGHTS_ENV = "VQCODEC_LPIPS_WEIGHTS"
 
@@ -17,6 +18,50 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB between two uint8 RGB arrays of the same shape."""
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """The 1-D Gaussian (size,); the 2-D window is its outer product, applied separably."""
+    g = torch.exp(-((torch.arange(size, dtype=torch.float64) - size // 2) ** 2) / (2 * sigma ** 2))
+    return g / g.sum()
+
+
+def _ssim_terms(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean SSIM and mean contrast-structure term over valid windows, per channel: (3,), (3,)."""
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    rows, cols = window.view(1, 1, 1, -1).expand(3, 1, 1, -1), window.view(1, 1, -1, 1).expand(3, 1, -1, 1)
+    conv = lambda t: F.conv2d(F.conv2d(t, rows, groups=3), cols, groups=3)  # noqa: E731
+    mx, my = conv(x), conv(y)
+    sxx, syy, sxy = conv(x * x) - mx ** 2, conv(y * y) - my ** 2, conv(x * y) - mx * my
+    cs = (2 * sxy + c2) / (sxx + syy + c2)
+    ssim = (2 * mx * my + c1) / (mx ** 2 + my ** 2 + c1) * cs
+    return ssim.mean((0, 2, 3)), cs.mean((0, 2, 3))
+
+
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """MS-SSIM (Wang, Simoncelli & Bovik 2003) between two uint8 RGB arrays: 5 scales, 11x11
+    Gaussian window (sigma 1.5), computed per channel and averaged. Scales whose image is smaller than
+    the window are dropped and the remaining weights renormalised (images under ~176 px a side)."""
+    x = torch.from_numpy(a).permute(2, 0, 1)[None].double()
+    y = torch.from_numpy(b).permute(2, 0, 1)[None].double()
+    window = _gaussian_window()
+    weights, values = [], []
+    for scale, w in enumerate(MS_SSIM_WEIGHTS):
+        if min(x.shape[-2:]) < len(window):
+            break
+        ssim, cs = _ssim_terms(x, y, window)
+        last = scale == len(MS_SSIM_WEIGHTS) - 1 or min(x.shape[-2:]) // 2 < len(window)
+        values.append((ssim if last else cs).clamp(min=0))
+        weights.append(w)
+        x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+    if not values:
+        raise ValueError("MS-SSIM needs images of at least 11 x 11 pixels")
+    wt = torch.tensor(weights, dtype=torch.float64) / sum(weights)
+    per_channel = torch.prod(torch.stack(values) ** wt[:, None], 0)
+    return float(per_channel.mean())
 
 
 def load_lpips() -> torch.nn.Module:
