@@ -3,7 +3,6 @@ import os
 
 import numpy as np
 import pytest
-import torch
 from skimage import data as skdata
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
@@ -27,9 +26,8 @@ def test_single_scale_ssim_matches_scikit_image(pair):
     a, b = pair
     ref = structural_similarity(a, b, channel_axis=2, gaussian_weights=True, sigma=1.5,
                                 use_sample_covariance=False, data_range=255)
-    x, y = (torch.from_numpy(v).permute(2, 0, 1)[None].double() for v in pair)
-    ssim, _ = _ssim_terms(x, y, _gaussian_window())
-    assert ssim.mean().item() == pytest.approx(ref, abs=1e-9)
+    ssim, _ = _ssim_terms(a.astype(float), b.astype(float), _gaussian_window())
+    assert ssim.mean() == pytest.approx(ref, abs=1e-9)
 
 
 def test_ms_ssim_orders_distortions(pair):

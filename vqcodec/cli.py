@@ -188,6 +188,26 @@ def demo(dst: str, quality: int | None, model: str | None) -> None:
     click.echo(f"{dst}: original (left), decoded (right)")
 
 
+@main.command()
+@click.argument("folder")
+@click.option("--codecs", default="vqcodec,jpeg,webp,avif,jp2", show_default=True,
+              help="Comma-separated: vqcodec, jpeg, webp, avif, jp2.")
+@click.option("--out", "out", default="bench-results", show_default=True, help="Results folder.")
+@click.option("--model", "-m", default=None, help="vqcodec model name or folder.")
+@click.option("--grid-image", default=None, help="File name of the image for the comparison grid.")
+def bench(folder: str, codecs: str, out: str, model: str | None, grid_image: str | None) -> None:
+    """Rate-distortion benchmark of the images under FOLDER: CSV, JSON, markdown, plots, BD-rates."""
+    from .eval import run_bench, write_report
+
+    names = [c.strip() for c in codecs.split(",") if c.strip()]
+    rows = run_bench(folder, names, out, model, log=lambda m: click.echo(f"vqcodec: {m}", err=True))
+    if not rows:
+        raise click.ClickException(f"no readable images under {folder}")
+    command = "vqcodec bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else f"vqcodec bench {folder}"
+    write_report(rows, out, names, folder, command, model, grid_image)
+    click.echo(Path(out, "results.md").read_text())
+
+
 @main.group()
 def train() -> None:
     """Train a tokenizer, then a prior, then export them as a model folder."""

@@ -11,6 +11,17 @@ from PIL import Image, UnidentifiedImageError
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
 
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".gif"}
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """Image files under a folder, recursively, by suffix, sorted."""
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no images under {folder}")
+    return files
+
+
 class ConversionWarning(UserWarning):
     """Information in the input (alpha, bit depth) that the codec does not keep."""
 

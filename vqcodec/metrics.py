@@ -20,22 +20,38 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
     """The 1-D Gaussian (size,); the 2-D window is its outer product, applied separably."""
-    g = torch.exp(-((torch.arange(size, dtype=torch.float64) - size // 2) ** 2) / (2 * sigma ** 2))
+    g = np.exp(-((np.arange(size, dtype=np.float64) - size // 2) ** 2) / (2 * sigma ** 2))
     return g / g.sum()
 
 
-def _ssim_terms(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean SSIM and mean contrast-structure term over valid windows, per channel: (3,), (3,)."""
+def _filter_valid(t: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """Separable Gaussian filter of (H, W, C) keeping only windows fully inside the image."""
+    from scipy.ndimage import correlate1d
+
+    r = len(window) // 2
+    t = correlate1d(correlate1d(t, window, axis=0, mode="constant"), window, axis=1, mode="constant")
+    return t[r:t.shape[0] - r, r:t.shape[1] - r]
+
+
+def _ssim_terms(x: np.ndarray, y: np.ndarray, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean SSIM and mean contrast-structure term over valid windows, per channel: (C,), (C,)."""
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    rows, cols = window.view(1, 1, 1, -1).expand(3, 1, 1, -1), window.view(1, 1, -1, 1).expand(3, 1, -1, 1)
-    conv = lambda t: F.conv2d(F.conv2d(t, rows, groups=3), cols, groups=3)  # noqa: E731
-    mx, my = conv(x), conv(y)
-    sxx, syy, sxy = conv(x * x) - mx ** 2, conv(y * y) - my ** 2, conv(x * y) - mx * my
+    mx, my = _filter_valid(x, window), _filter_valid(y, window)
+    sxx = _filter_valid(x * x, window) - mx ** 2
+    syy = _filter_valid(y * y, window) - my ** 2
+    sxy = _filter_valid(x * y, window) - mx * my
     cs = (2 * sxy + c2) / (sxx + syy + c2)
     ssim = (2 * mx * my + c1) / (mx ** 2 + my ** 2 + c1) * cs
-    return ssim.mean((0, 2, 3)), cs.mean((0, 2, 3))
+    return ssim.mean((0, 1)), cs.mean((0, 1))
+
+
+def _downsample(t: np.ndarray) -> np.ndarray:
+    """2x2 average pooling of (H, W, C), dropping an odd last row or column."""
+    h, w = t.shape[0] // 2 * 2, t.shape[1] // 2 * 2
+    t = t[:h, :w]
+    return (t[0::2, 0::2] + t[1::2, 0::2] + t[0::2, 1::2] + t[1::2, 1::2]) / 4
 
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -45,23 +61,21 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     """MS-SSIM (Wang, Simoncelli & Bovik 2003) between two uint8 RGB arrays: 5 scales, 11x11
     Gaussian window (sigma 1.5), computed per channel and averaged. Scales whose image is smaller than
     the window are dropped and the remaining weights renormalised (images under ~176 px a side)."""
-    x = torch.from_numpy(a).permute(2, 0, 1)[None].double()
-    y = torch.from_numpy(b).permute(2, 0, 1)[None].double()
+    x, y = a.astype(np.float64), b.astype(np.float64)
     window = _gaussian_window()
     weights, values = [], []
     for scale, w in enumerate(MS_SSIM_WEIGHTS):
-        if min(x.shape[-2:]) < len(window):
+        if min(x.shape[:2]) < len(window):
             break
         ssim, cs = _ssim_terms(x, y, window)
-        last = scale == len(MS_SSIM_WEIGHTS) - 1 or min(x.shape[-2:]) // 2 < len(window)
-        values.append((ssim if last else cs).clamp(min=0))
+        last = scale == len(MS_SSIM_WEIGHTS) - 1 or min(x.shape[:2]) // 2 < len(window)
+        values.append(np.maximum(ssim if last else cs, 0))
         weights.append(w)
-        x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+        x, y = _downsample(x), _downsample(y)
     if not values:
         raise ValueError("MS-SSIM needs images of at least 11 x 11 pixels")
-    wt = torch.tensor(weights, dtype=torch.float64) / sum(weights)
-    per_channel = torch.prod(torch.stack(values) ** wt[:, None], 0)
-    return float(per_channel.mean())
+    wt = np.array(weights) / sum(weights)
+    return float(np.prod(np.stack(values) ** wt[:, None], 0).mean())
 
 
 def load_lpips() -> torch.nn.Module:

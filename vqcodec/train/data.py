@@ -8,15 +8,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-def image_files(folder: Path) -> list[Path]:
-    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise FileNotFoundError(f"no images under {folder}")
-    return files
-
+from ..images import image_files
 
 class CropDataset:
     """All images of a folder as uint8 RGB arrays; images smaller than a crop are upscaled."""

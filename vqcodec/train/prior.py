@@ -17,7 +17,7 @@ from tqdm import tqdm
 from ..prior import PriorConfig, PriorModel
 from ..tokenizer import Tokenizer
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import image_files
+from ..images import image_files
 
 
 @dataclass

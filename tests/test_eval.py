@@ -1,0 +1,59 @@
+"""Benchmark machinery: BD-rate on curves with known answers; a bench run survives a corrupt image."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as skdata
+
+from vqcodec.eval import bd_rate, mean_curves, run_bench, write_report
+from vqcodec.metrics import MetricUnavailable, load_lpips
+
+
+@pytest.mark.parametrize("factor", [0.5, 0.8, 1.25])
+def test_bd_rate_of_a_rate_scaled_curve_is_the_scale(factor):
+    rate = np.array([0.05, 0.1, 0.2, 0.4, 0.8])
+    quality = 30 + 4 * np.log2(rate) + np.array([0.0, 0.3, 0.1, 0.4, 0.2])  # concave-ish, not a straight line
+    value, _ = bd_rate(rate, quality, rate * factor, quality)
+    assert value == pytest.approx((factor - 1) * 100, abs=1e-9)
+
+
+def test_bd_rate_over_a_partial_overlap_and_without_overlap():
+    rate = np.array([0.1, 0.2, 0.4, 0.8])
+    quality = np.array([20.0, 24.0, 27.0, 29.0])
+    value, note = bd_rate(rate, quality, rate[1:] * 0.9, quality[1:])  # overlap only 24..29
+    assert value == pytest.approx(-10.0, abs=1.0) and "24" in note  # end slopes differ a little
+    value, note = bd_rate(rate, quality, rate, quality + 20)
+    assert value is None and "no overlap" in note
+
+
+def test_bench_reports_a_corrupt_image_and_goes_on(tmp_path):
+    try:
+        lp = load_lpips()
+    except MetricUnavailable as e:
+        pytest.skip(f"LPIPS weights unavailable offline: {e}")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(skdata.coffee()[:192, :256]).save(folder / "a.png")
+    (folder / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
+    messages = []
+    rows = run_bench(folder, ["jpeg"], tmp_path / "out", log=messages.append, lpips_model=lp)
+    assert len(messages) == 1 and "b.png" in messages[0]
+    assert {r["image"] for r in rows} == {"a.png"} and len(rows) == 8
+    curve = mean_curves(rows)["jpeg"]
+    assert [p["bpp"] for p in curve] == sorted(p["bpp"] for p in curve)
+    assert curve[0]["lpips"] > curve[-1]["lpips"] and curve[0]["psnr"] < curve[-1]["psnr"]
+    write_report(rows, tmp_path / "out", ["jpeg"], folder, "test")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["images"] == 1
+    assert (tmp_path / "out" / "rd_lpips.png").exists() and (tmp_path / "out" / "per_image.csv").exists()
+    # a second run is served from the cache: same numbers, timings included
+    again = run_bench(folder, ["jpeg"], tmp_path / "out", log=messages.append, lpips_model=lp)
+    assert again == rows
+
+
+def test_bd_rate_for_lower_is_better_metrics():
+    rate = np.array([0.05, 0.1, 0.2, 0.4])
+    lpips = np.array([0.5, 0.4, 0.3, 0.2])
+    value, note = bd_rate(rate, lpips, rate * 0.7, lpips, higher_is_better=False)
+    assert value == pytest.approx(-30.0, abs=1e-9) and "0.2..0.5" in note

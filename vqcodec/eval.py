@@ -1,0 +1,288 @@
+"""Rate-distortion benchmarks: vqcodec against JPEG, WebP, AVIF and JPEG 2000 (all through Pillow).
+
+    rows = run_bench("kodak/", ["vqcodec", "jpeg", "webp", "avif", "jp2"], "results/")
+
+For every image and codec setting: whole-file bytes and bpp, PSNR (RGB), MS-SSIM, LPIPS (alex v0.1),
+encode and decode seconds. Classical results are cached by image content, so a re-run computes only
+what changed. `write_report` adds per-setting means, Bjøntegaard delta rates, R-D plots and a grid of
+crops at matched bitrates.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import PIL
+from PIL import Image
+from tqdm import tqdm
+
+from .images import ImageReadError, image_files, to_rgb
+from .metrics import load_lpips, lpips_distance, ms_ssim, psnr
+
+METRICS = ("psnr", "ms_ssim", "lpips")
+HIGHER_IS_BETTER = {"psnr": True, "ms_ssim": True, "lpips": False}
+
+
+@dataclass
+class Codec:
+    name: str
+    settings: list                               # what the sweep passes to encode
+    encode: Callable[[np.ndarray, object], bytes]
+    decode: Callable[[bytes], np.ndarray]
+    version: str                                 # part of the cache key
+
+
+def _pillow_codec(name: str, fmt: str, settings: list, options: Callable[[object], dict]) -> Codec:
+    def encode(rgb: np.ndarray, setting) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, format=fmt, **options(setting))
+        return buf.getvalue()
+
+    def decode(data: bytes) -> np.ndarray:
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+    return Codec(name, settings, encode, decode, f"pillow-{PIL.__version__}")
+
+
+def classical_codecs() -> dict[str, Codec]:
+    """Sweeps that reach the low-rate end (<= 0.1 bpp on Kodak) where the codec can."""
+    return {
+        "jpeg": _pillow_codec("jpeg", "JPEG", [1, 3, 5, 8, 12, 20, 30, 50],
+                              lambda q: {"quality": q, "optimize": True}),
+        "webp": _pillow_codec("webp", "WEBP", [0, 2, 5, 10, 20, 35, 50],
+                              lambda q: {"quality": q, "method": 6}),
+        "avif": _pillow_codec("avif", "AVIF", [0, 5, 10, 15, 25, 35, 50],
+                              lambda q: {"quality": q, "speed": 4}),
+        # JPEG 2000 is driven by compression ratio (24 bpp / ratio)
+        "jp2": _pillow_codec("jp2", "JPEG2000", [400, 240, 160, 100, 60, 40],
+                             lambda r: {"quality_mode": "rates", "quality_layers": [r], "irreversible": True}),
+    }
+
+
+def vqcodec_codec(model=None) -> Codec:
+    from .codec import compress, decompress
+    from .zoo import load_model
+
+    m = load_model(model) if not hasattr(model, "model_id") else model
+    return Codec("vqcodec", list(range(1, m.levels + 1)),
+                 lambda rgb, q: compress(rgb, quality=q, model=m),
+                 lambda data: np.asarray(decompress(data, model=m)),
+                 f"model-{m.model_id.hex()}")
+
+
+def measure(codec: Codec, rgb: np.ndarray, setting, lpips_model) -> tuple[dict, np.ndarray]:
+    t0 = time.perf_counter()
+    data = codec.encode(rgb, setting)
+    t1 = time.perf_counter()
+    out = codec.decode(data)
+    t2 = time.perf_counter()
+    h, w = rgb.shape[:2]
+    return {"codec": codec.name, "setting": setting, "bytes": len(data), "bpp": 8 * len(data) / (w * h),
+            "psnr": psnr(rgb, out), "ms_ssim": ms_ssim(rgb, out), "lpips": lpips_distance(lpips_model, rgb, out),
+            "encode_s": t1 - t0, "decode_s": t2 - t1}, out
+
+
+class ResultCache:
+    """JSON file of measured rows keyed by (image content, codec, its version, setting)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows: dict = json.loads(path.read_text()) if path.exists() else {}
+
+    @staticmethod
+    def key(digest: str, codec: Codec, setting) -> str:
+        return f"{digest}|{codec.name}|{codec.version}|{setting}"
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.rows))
+        tmp.replace(self.path)
+
+
+def run_bench(folder: str | Path, codecs: list[str], out: str | Path, model=None,
+              log: Callable[[str], None] = print, lpips_model=None) -> list[dict]:
+    """Measure every image under `folder` with every codec setting; returns one row per pair.
+    Images that cannot be read are reported through `log` and skipped."""
+    lpips_model = lpips_model or load_lpips()
+    known = classical_codecs()
+    unknown = [c for c in codecs if c not in known and c != "vqcodec"]
+    if unknown:
+        raise ValueError(f"unknown codec(s) {', '.join(unknown)}: choose from vqcodec, {', '.join(known)}")
+    chosen = [vqcodec_codec(model) if c == "vqcodec" else known[c] for c in codecs]
+    cache = ResultCache(Path(out) / "cache" / "results.json")
+    rows = []
+    files = image_files(Path(folder))
+    jobs = sum(len(c.settings) for c in chosen) * len(files)
+    with tqdm(total=jobs, desc="bench") as bar:
+        for path in files:
+            try:
+                rgb = to_rgb(path)
+            except ImageReadError as e:
+                log(f"skipped {e}")
+                bar.update(sum(len(c.settings) for c in chosen))
+                continue
+            digest = hashlib.sha256(rgb.tobytes() + str(rgb.shape).encode()).hexdigest()[:16]
+            for codec in chosen:
+                for setting in codec.settings:
+                    key = ResultCache.key(digest, codec, setting)
+                    if key not in cache.rows:
+                        cache.rows[key], _ = measure(codec, rgb, setting, lpips_model)
+                        cache.save()
+                    rows.append({"image": path.name, "width": rgb.shape[1], "height": rgb.shape[0], **cache.rows[key]})
+                    bar.update(1)
+    return rows
+
+
+def mean_curves(rows: list[dict]) -> dict[str, list[dict]]:
+    """Per codec: one point per setting, every field averaged over images, sorted by bpp."""
+    curves: dict[str, list[dict]] = {}
+    for codec in dict.fromkeys(r["codec"] for r in rows):
+        points = []
+        for setting in dict.fromkeys(r["setting"] for r in rows if r["codec"] == codec):
+            sel = [r for r in rows if r["codec"] == codec and r["setting"] == setting]
+            points.append({"setting": setting, "images": len(sel),
+                           **{k: float(np.mean([r[k] for r in sel]))
+                              for k in ("bpp", *METRICS, "encode_s", "decode_s")}})
+        curves[codec] = sorted(points, key=lambda p: p["bpp"])
+    return curves
+
+
+def bd_rate(rate_a, quality_a, rate_b, quality_b, higher_is_better: bool = True) -> tuple[float | None, str]:
+    """Bjøntegaard delta rate of curve B against curve A, in percent (negative: B needs fewer bits
+    for the same quality), with piecewise cubic (PCHIP) interpolation of log-rate over the quality
+    range both curves cover. Returns (None, reason) where they do not overlap."""
+    from scipy.interpolate import PchipInterpolator
+
+    sign = 1.0 if higher_is_better else -1.0
+    quality_a, quality_b = sign * np.asarray(quality_a, float), sign * np.asarray(quality_b, float)
+    show = lambda lo, hi: f"{min(sign * lo, sign * hi):.4g}..{max(sign * lo, sign * hi):.4g}"  # noqa: E731
+
+    def monotone(rate, quality):
+        order = np.argsort(quality)
+        q, r = np.asarray(quality, float)[order], np.log(np.asarray(rate, float)[order])
+        keep = np.concatenate([[True], np.diff(q) > 0])  # PCHIP needs strictly increasing x
+        return q[keep], r[keep]
+
+    qa, ra = monotone(rate_a, quality_a)
+    qb, rb = monotone(rate_b, quality_b)
+    if len(qa) < 2 or len(qb) < 2:
+        return None, "fewer than two distinct points"
+    lo, hi = max(qa[0], qb[0]), min(qa[-1], qb[-1])
+    if hi <= lo:
+        return None, f"no overlap in quality ({show(qa[0], qa[-1])} vs {show(qb[0], qb[-1])})"
+    ia, ib = PchipInterpolator(qa, ra).integrate(lo, hi), PchipInterpolator(qb, rb).integrate(lo, hi)
+    return float((np.exp((ib - ia) / (hi - lo)) - 1) * 100), f"quality {show(lo, hi)}"
+
+
+def bd_table(curves: dict[str, list[dict]], subject: str = "vqcodec") -> list[dict]:
+    """BD-rate of `subject` against every other codec, per metric."""
+    table = []
+    for other in curves:
+        if other == subject or subject not in curves:
+            continue
+        for metric in METRICS:
+            value, note = bd_rate([p["bpp"] for p in curves[other]], [p[metric] for p in curves[other]],
+                                  [p["bpp"] for p in curves[subject]], [p[metric] for p in curves[subject]],
+                                  HIGHER_IS_BETTER[metric])
+            table.append({"against": other, "metric": metric, "bd_rate_percent": value, "note": note})
+    return table
+
+
+def plot_curves(curves: dict[str, list[dict]], path: Path, max_bpp: float = 0.7) -> list[Path]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for metric, label in (("lpips", "LPIPS (alex v0.1), lower is better"), ("ms_ssim", "MS-SSIM"),
+                          ("psnr", "PSNR (dB)")):
+        fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+        for codec, points in curves.items():
+            pts = [p for p in points if p["bpp"] <= max_bpp]
+            ax.plot([p["bpp"] for p in pts], [p[metric] for p in pts], "o-" if codec == "vqcodec" else ".--",
+                    label=codec, linewidth=2.2 if codec == "vqcodec" else 1.2)
+        ax.set_xlabel("bits per pixel (whole file)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        out = path.parent / f"{path.stem}_{metric}.png"
+        fig.tight_layout()
+        fig.savefig(out)
+        plt.close(fig)
+        written.append(out)
+    return written
+
+
+def comparison_grid(image_path: Path, rows: list[dict], codecs: list[str], out: Path, model=None,
+                    crop: int = 192) -> Path:
+    """For each vqcodec level (one row), the centre crop of the image decoded by every codec at the
+    setting whose bpp on this image is nearest to vqcodec's, labelled with codec and bpp."""
+    from PIL import ImageDraw
+
+    rgb = to_rgb(image_path)
+    h, w = rgb.shape[:2]
+    y0, x0 = (h - crop) // 2, (w - crop) // 2
+    cut = lambda a: Image.fromarray(a[y0:y0 + crop, x0:x0 + crop])  # noqa: E731
+    known = {**classical_codecs(), "vqcodec": vqcodec_codec(model)}
+    mine = [r for r in rows if r["image"] == image_path.name]
+    levels = sorted((r for r in mine if r["codec"] == "vqcodec"), key=lambda r: r["bpp"])
+    columns = ["original", "vqcodec"] + [c for c in codecs if c != "vqcodec"]
+    sheet = Image.new("RGB", (crop * len(columns), (crop + 16) * len(levels)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, level in enumerate(levels):
+        for j, name in enumerate(columns):
+            if name == "original":
+                tile, caption = cut(rgb), "original"
+            else:
+                cands = [r for r in mine if r["codec"] == name]
+                best = min(cands, key=lambda r: abs(r["bpp"] - level["bpp"]))
+                codec = known[name]
+                tile = cut(codec.decode(codec.encode(rgb, best["setting"])))
+                caption = f"{name} {best['setting']}: {best['bpp']:.3f} bpp"
+            sheet.paste(tile, (j * crop, i * (crop + 16) + 16))
+            draw.text((j * crop + 3, i * (crop + 16) + 2), caption, fill="black")
+    sheet.save(out)
+    return out
+
+
+def write_report(rows: list[dict], out: str | Path, codecs: list[str], folder: str | Path,
+                 command: str, model=None, grid_image: str | None = None) -> dict:
+    """CSV, JSON, markdown, plots and the comparison grid; returns the JSON summary."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "per_image.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    curves = mean_curves(rows)
+    bd = bd_table(curves)
+    summary = {"data": str(folder), "command": command, "images": len({r["image"] for r in rows}),
+               "curves": curves, "bd_rate_vqcodec": bd}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    md = [f"Data: `{folder}` ({summary['images']} images). Command: `{command}`", "",
+          "| codec | setting | bpp | PSNR dB | MS-SSIM | LPIPS | encode s | decode s |", "|---|---|---|---|---|---|---|---|"]
+    for codec, points in curves.items():
+        for p in points:
+            md.append(f"| {codec} | {p['setting']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} | "
+                      f"{p['lpips']:.4f} | {p['encode_s']:.3f} | {p['decode_s']:.3f} |")
+    if bd:
+        md += ["", "BD-rate of vqcodec against each codec (negative: vqcodec needs fewer bits for the same quality):",
+               "", "| against | metric | BD-rate | over |", "|---|---|---|---|"]
+        for b in bd:
+            value = "n/a" if b["bd_rate_percent"] is None else f"{b['bd_rate_percent']:+.1f}%"
+            md.append(f"| {b['against']} | {b['metric']} | {value} | {b['note']} |")
+    (out / "results.md").write_text("\n".join(md) + "\n")
+    plot_curves(curves, out / "rd.png")
+    if "vqcodec" in codecs:
+        files = image_files(Path(folder))
+        target = next((p for p in files if p.name == grid_image), files[0])
+        comparison_grid(target, rows, codecs, out / "comparison_grid.png", model)
+    return summary
