@@ -45,13 +45,19 @@ class Commands(click.Group):
 
 def write_atomically(path: str | Path, write) -> None:
     """Call write(tmp_path) on a temporary file beside `path`, then rename it into place, so that a
-    failure never leaves a partial output."""
+    failure never leaves a partial output. OSErrors name `path`, not the temporary file."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from None
     os.close(fd)
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as e:
+        os.unlink(tmp)
+        raise OSError(e.errno, e.strerror, str(path)) from None
     except BaseException:
         os.unlink(tmp)
         raise
