@@ -243,7 +243,7 @@ def train_tokenizer_cmd(data, out, steps, minutes, batch, crop, lr, disc_start, 
 @click.option("--run", "out", required=True, help="Run folder holding the trained tokenizer.")
 @click.option("--steps", type=int, default=6000, show_default=True)
 @click.option("--minutes", type=float, default=0.0)
-@click.option("--batch", type=int, default=32, show_default=True)
+@click.option("--batch", type=int, default=16, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def train_prior_cmd(data, out, steps, minutes, batch, seed) -> None:
     """Train the transformer prior on token grids of the images under DATA."""

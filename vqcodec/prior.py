@@ -22,9 +22,9 @@ class PriorConfig:
     codebook_size: int = 1024  # K
     depth: int = 4             # residual depths the tokenizer has (= quality levels)
     window: int = 16           # tile side in positions: the attention context
-    n_layer: int = 5
-    n_head: int = 8
-    n_embd: int = 256
+    n_layer: int = 4           # sized to train on two CPU cores in about an hour
+    n_head: int = 6
+    n_embd: int = 192
     dropout: float = 0.0
 
     def to_dict(self) -> dict:

@@ -25,7 +25,7 @@ class PriorTrainConfig:
     data: str
     out: str                  # run folder holding tokenizer_ckpt.*; prior_ckpt.* is written there
     steps: int = 6000
-    batch: int = 32
+    batch: int = 16
     lr: float = 6e-4
     warmup: int = 200
     weight_decay: float = 0.05
