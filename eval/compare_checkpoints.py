@@ -1,0 +1,52 @@
+"""Compare tokenizer checkpoints on Kodak by their reconstructions (no entropy coding): mean PSNR,
+MS-SSIM and LPIPS per quality level. Used to pick the decoder that ships.
+
+    python eval/compare_checkpoints.py ../shared/data/kodak runs/v1_phase1 runs/v1_gan runs/v1b --images 8
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from vqcodec.images import image_files, to_rgb
+from vqcodec.metrics import load_lpips, lpips_distance, ms_ssim, psnr
+from vqcodec.tokenizer import Tokenizer, TokenizerConfig
+
+
+def load(run: Path) -> tuple[Tokenizer, int]:
+    meta = json.loads((run / "tokenizer_ckpt.json").read_text())
+    model = Tokenizer(TokenizerConfig.from_dict(meta["model"]))
+    state = load_file(str(run / "tokenizer_ckpt.safetensors"))
+    model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
+    return model.eval(), meta["step"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("kodak", type=Path)
+    ap.add_argument("runs", type=Path, nargs="+")
+    ap.add_argument("--images", type=int, default=8)
+    args = ap.parse_args()
+    lp = load_lpips()
+    images = [to_rgb(p) for p in image_files(args.kodak)[: args.images]]
+    print("| checkpoint | step | level | PSNR dB | MS-SSIM | LPIPS |\n|---|---|---|---|---|---|")
+    for run in args.runs:
+        model, step = load(run)
+        for q in range(1, model.cfg.depth + 1):
+            scores = []
+            for rgb in images:
+                x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+                y = model.decode(model.encode(x, q))
+                out = ((y[0] + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+                scores.append((psnr(rgb, out), ms_ssim(rgb, out), lpips_distance(lp, rgb, out)))
+            p, m, l = np.mean(scores, 0)
+            print(f"| {run.name} | {step} | {q} | {p:.2f} | {m:.4f} | {l:.4f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
