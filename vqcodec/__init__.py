@@ -5,6 +5,7 @@
     model = vqcodec.load_model()                       # the shipped model
     images = vqcodec.sample(4, seed=0)                 # unconditional generation
 """
+from . import eval  # noqa: A004  (vqcodec.eval: benchmarks)
 from .bitstream import FormatError
 from .codec import ModelMismatch, compress, decompress, reconstruct
 from .generate import sample
