@@ -59,11 +59,20 @@ class Model:
         return self
 
 
+_identities: dict[tuple, bytes] = {}
+
+
 def model_identity(folder: Path) -> bytes:
-    h = hashlib.sha256()
-    for name in FILES:
-        h.update((folder / name).read_bytes())
-    return h.digest()
+    """SHA-256 over the model's three files, remembered while the files are unchanged (decoding
+    looks it up for every file)."""
+    stats = tuple((folder / name).stat() for name in FILES)
+    key = (str(Path(folder).resolve()), *((st.st_size, st.st_mtime_ns) for st in stats))
+    if key not in _identities:
+        h = hashlib.sha256()
+        for name in FILES:
+            h.update((folder / name).read_bytes())
+        _identities[key] = h.digest()
+    return _identities[key]
 
 
 def _resolve(name: str | Path | None) -> tuple[str, Path]:
