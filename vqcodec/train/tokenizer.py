@@ -1,5 +1,5 @@
 """Train the VQ-GAN tokenizer: L1 + LPIPS + codebook/commitment losses, then PatchGAN hinge loss
-with the adaptive weight once reconstruction has warmed up. Resumable; one process or torchrun."""
+with the adaptive weight once reconstruction has warmed up. Resumable."""
 from __future__ import annotations
 
 import json
@@ -98,8 +98,6 @@ class DeadCodeRestarter(torch.nn.Module):
 
 def train_tokenizer(tc: TokenizerTrainConfig, mc: TokenizerConfig | None = None) -> Path:
     """Train (or resume) a tokenizer; returns the checkpoint path."""
-    ddp = torch.distributed.is_available() and torch.distributed.is_initialized()
-    rank = torch.distributed.get_rank() if ddp else 0
     out = Path(tc.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "tokenizer_ckpt"
@@ -110,7 +108,7 @@ def train_tokenizer(tc: TokenizerTrainConfig, mc: TokenizerConfig | None = None)
     model, disc = Tokenizer(mc), PatchDiscriminator()
     opt_g = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), lr=tc.lr, betas=(0.5, 0.9))
-    data = CropDataset(Path(tc.data), tc.crop, seed=tc.seed + 1000 * rank)
+    data = CropDataset(Path(tc.data), tc.crop, seed=tc.seed)
     restarter = DeadCodeRestarter(mc.depth, mc.codebook_size, mc.code_dim)
     modules = {"model": model, "disc": disc, "restarter": restarter}
     step, wall = 0, 0.0
@@ -118,18 +116,15 @@ def train_tokenizer(tc: TokenizerTrainConfig, mc: TokenizerConfig | None = None)
         meta = load_checkpoint(ckpt, modules, {"g": opt_g, "d": opt_d}, optional=("restarter",))
         step, wall = meta["step"], meta["wall_seconds"]
         data.rng.bit_generator.state = meta["data_rng"]
-    elif rank == 0:
+    else:
         kmeans_init(model, data, batches=8)
-    if ddp:
-        for p in list(model.parameters()) + list(disc.parameters()):
-            torch.distributed.broadcast(p.data, 0)
     if tc.freeze_encoder:
         model.encoder.requires_grad_(False)
         model.quantizer.requires_grad_(False)
     lpips_model = load_lpips() if tc.lpips_weight else None
-    log = (out / "tokenizer_log.jsonl").open("a") if rank == 0 else None
+    log = (out / "tokenizer_log.jsonl").open("a")
     t_start, first_step = time.time() - wall, step
-    bar = tqdm(total=tc.steps, initial=step, desc="tokenizer", disable=rank != 0)
+    bar = tqdm(total=tc.steps, initial=step, desc="tokenizer")
     while step < tc.steps:
         lr = tc.lr * min(1.0, (step + 1) / tc.warmup)
         for g in opt_g.param_groups + opt_d.param_groups:
@@ -152,29 +147,25 @@ def train_tokenizer(tc: TokenizerTrainConfig, mc: TokenizerConfig | None = None)
             stats.update(g=g_loss.item(), lam=lam.item())
         opt_g.zero_grad(set_to_none=True)
         loss.backward()
-        _sync_grads(model, ddp)
         opt_g.step()
         if gan_on:
             d_loss = hinge_d_loss(disc(x), disc(rec.detach()))
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
-            _sync_grads(disc, ddp)
             opt_d.step()
             stats["d"] = d_loss.item()
         restarter.observe(o["indices"], o["residuals"])
         step += 1
         if step % tc.restart_every == 0 and not tc.freeze_encoder:
             stats["restarted"] = restarter.restart(model.quantizer.codebooks)
-            if ddp:
-                torch.distributed.broadcast(model.quantizer.codebooks.data, 0)
         bar.update(1)
         bar.set_postfix(l1=f"{stats['l1']:.3f}", lpips=f"{stats['lpips']:.3f}")
-        if log and (step % tc.log_every == 0 or "restarted" in stats):
+        if (step % tc.log_every == 0 or "restarted" in stats):
             log.write(json.dumps({"step": step, "time": round(time.time() - t_start, 1), **stats}) + "\n")
             log.flush()
         out_of_time = bool(tc.minutes and time.time() - t_start > tc.minutes * 60
                            or tc.stop_after and step - first_step >= tc.stop_after)
-        if rank == 0 and (step % tc.ckpt_every == 0 or step == tc.steps or out_of_time):
+        if (step % tc.ckpt_every == 0 or step == tc.steps or out_of_time):
             save_checkpoint(ckpt, modules, {"g": opt_g, "d": opt_d},
                             {"step": step, "wall_seconds": time.time() - t_start, "model": mc.to_dict(),
                              "train": asdict(tc), "data_rng": data.rng.bit_generator.state})
@@ -183,14 +174,3 @@ def train_tokenizer(tc: TokenizerTrainConfig, mc: TokenizerConfig | None = None)
     bar.close()
     return ckpt
 
-
-def _sync_grads(module: torch.nn.Module, ddp: bool) -> None:
-    """Average gradients over processes (plain all-reduce: the training step has two optimizers and
-    an autograd.grad call, which DistributedDataParallel's hooks do not compose with)."""
-    if not ddp:
-        return
-    world = torch.distributed.get_world_size()
-    for p in module.parameters():
-        if p.grad is not None:
-            torch.distributed.all_reduce(p.grad)
-            p.grad /= world
