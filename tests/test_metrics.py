@@ -1,5 +1,4 @@
 """Metrics agree with scikit-image's reference implementations on real images."""
-import os
 
 import numpy as np
 import pytest

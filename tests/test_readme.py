@@ -5,7 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 README = (Path(__file__).parent.parent / "README.md").read_text()

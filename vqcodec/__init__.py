@@ -12,6 +12,6 @@ from .generate import sample
 from .images import ConversionWarning, ImageReadError
 from .zoo import Model, ModelNotFound, load_model
 
-__all__ = ["compress", "decompress", "reconstruct", "load_model", "sample", "Model", "FormatError",
+__all__ = ["eval", "compress", "decompress", "reconstruct", "load_model", "sample", "Model", "FormatError",
            "ModelMismatch", "ModelNotFound", "ImageReadError", "ConversionWarning"]
 __version__ = "0.1.0"

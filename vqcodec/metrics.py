@@ -5,7 +5,6 @@ import os
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 LPIPS_WEIGHTS_ENV = "VQCODEC_LPIPS_WEIGHTS"
 

@@ -15,7 +15,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..prior import PriorConfig, PriorModel
-from ..tokenizer import Tokenizer
+from ..tokenizer import Tokenizer, TokenizerConfig
 from .checkpoint import load_checkpoint, save_checkpoint
 from ..images import image_files
 
@@ -105,7 +105,6 @@ def heldout_bits(prior: PriorModel, grids: list[np.ndarray], window: int) -> dic
 def train_prior(tc: PriorTrainConfig, pc: PriorConfig | None = None) -> Path:
     out = Path(tc.out)
     tok_meta = json.loads((out / "tokenizer_ckpt.json").read_text())
-    from ..tokenizer import TokenizerConfig
     tokenizer = Tokenizer(TokenizerConfig.from_dict(tok_meta["model"]))
     load_checkpoint(out / "tokenizer_ckpt", {"model": tokenizer}, {})
     tokenizer.eval()

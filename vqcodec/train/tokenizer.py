@@ -8,7 +8,6 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..metrics import load_lpips
