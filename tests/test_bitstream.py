@@ -4,7 +4,7 @@ import pytest
 from vqcodec import bitstream
 from vqcodec.bitstream import Coder, FormatError, Header
 
-HEADER = Header(width=768, height=512, model_id=b"\x01\x02\x03\x04", quality=3, coder=Coder.PRIOR_CPU,
+HEADER = Header(width=768, height=512, model_id=b"\x01\x02\x03\x04", quality=3, coder=Coder.PRIOR,
                 grid_height=32, grid_width=48, grid_crc=0xDEADBEEF)
 
 
@@ -39,6 +39,13 @@ def test_other_files_and_versions_are_refused_by_name():
     future[3] = 9
     with pytest.raises(FormatError, match="version 9"):
         bitstream.unpack(bytes(future))
+
+
+def test_float_prior_files_of_version_1_get_a_clear_refusal():
+    old = bytearray(bitstream.pack(HEADER, b"x"))
+    old[3] = 1
+    with pytest.raises(FormatError, match="version 1 .*float prior.*vqcodec 0.1"):
+        bitstream.unpack(bytes(old))
 
 
 @pytest.mark.parametrize("w,h", [(0, 5), (5, 0), (65537, 1)])

@@ -1,8 +1,8 @@
-"""The .vqc container, version 1 (bitstreams/FORMAT.md is the byte-by-byte specification).
+"""The .vqc container, version 2 (bitstreams/FORMAT.md is the byte-by-byte specification).
 
     offset  size  field
     0       3     magic b"VQC"
-    3       1     version = 1
+    3       1     version = 2 (the integer-exact prior; version 1 used a float prior)
     4       2     image width - 1   (uint16, big-endian)
     6       2     image height - 1  (uint16, big-endian)
     8       4     model id: first 4 bytes of the model's SHA-256 identity
@@ -23,7 +23,7 @@ from enum import IntEnum
 import numpy as np
 
 MAGIC = b"VQC"
-VERSION = 1
+VERSION = 2
 HEADER = struct.Struct(">3sBHH4sBHHI")
 TRAILER = struct.Struct(">I")
 MAX_SIDE = 65536
@@ -34,11 +34,9 @@ class FormatError(ValueError):
 
 
 class Coder(IntEnum):
-    """How the indices were range-coded; a prior's float results are only reproducible on the
-    arithmetic that made them, so the file says which."""
+    """How the indices were range-coded."""
     UNIFORM = 0      # log2 K bits per index, no prior
-    PRIOR_CPU = 1    # transformer prior, float32 on a CPU, one thread
-    PRIOR_CUDA = 2   # transformer prior, float32 on a CUDA GPU
+    PRIOR = 1        # the model's integer-exact transformer prior (intprior.py): same result on any machine
 
 
 @dataclass(frozen=True)
@@ -74,6 +72,10 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     """Parse and verify a .vqc file; raises FormatError with a reason a person can act on."""
     if len(data) < 4 or data[:3] != MAGIC:
         raise FormatError("not a .vqc file (no VQC signature)")
+    if data[3] == 1:
+        raise FormatError(".vqc version 1 (vqcodec 0.1, float prior that decodes only on the kind of machine "
+                          f"that encoded it) is not supported: this vqcodec reads version {VERSION}; decode "
+                          "the file with vqcodec 0.1 and compress it again")
     if data[3] != VERSION:
         raise FormatError(f".vqc version {data[3]} is not supported (this vqcodec reads version {VERSION})")
     if len(data) < HEADER.size + TRAILER.size:

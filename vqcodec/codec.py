@@ -1,8 +1,6 @@
 """compress / decompress: image <-> TokenGrid <-> range-coded payload <-> .vqc bytes."""
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -79,9 +77,8 @@ def compress(image: ImageLike, quality: int | None = None, model: Model | str | 
     grid = tokenize(rgb, quality, m, device)
     use_prior = coder == "prior"
     payload = encode_tokens(grid, m.prior if use_prior else None)
-    kind = (Coder.UNIFORM if not use_prior else
-            Coder.PRIOR_CUDA if m.prior.start.device.type == "cuda" else Coder.PRIOR_CPU)
-    header = Header(rgb.shape[1], rgb.shape[0], m.model_id, grid.quality, kind, *grid.shape,
+    header = Header(rgb.shape[1], rgb.shape[0], m.model_id, grid.quality,
+                    Coder.PRIOR if use_prior else Coder.UNIFORM, *grid.shape,
                     bitstream.grid_checksum(grid.indices))
     return bitstream.pack(header, payload)
 
@@ -111,19 +108,10 @@ def decode_grid(data: bytes, model: Model | str | None = None,
     if (header.grid_height, header.grid_width) != expected_grid:
         raise FormatError(f"grid {header.grid_height}x{header.grid_width} does not match a "
                           f"{header.width}x{header.height} image")
-    prior = None
-    if header.coder != Coder.UNIFORM:
-        prior = m.prior
-        wanted = "cuda" if header.coder == Coder.PRIOR_CUDA else "cpu"
-        if wanted == "cuda" and not torch.cuda.is_available():
-            raise FormatError("this file's prior ran on a CUDA GPU: float priors decode only on the kind of "
-                              "device that encoded them, and no GPU is available here")
-        if m.prior.start.device.type != wanted:
-            prior = copy.deepcopy(m.prior).to(wanted)
+    prior = m.prior if header.coder == Coder.PRIOR else None
     grid = decode_tokens(payload, header.quality, expected_grid, m.codebook_size, prior)
     if bitstream.grid_checksum(grid.indices) != header.grid_crc:
-        raise FormatError("decoded indices fail their checksum: the prior computed different probabilities "
-                          "than when the file was made (different device or arithmetic)")
+        raise FormatError("decoded indices fail their checksum: the payload does not match this model's prior")
     return header, grid, m
 
 

@@ -1,24 +1,24 @@
 """Entropy coding of token grids with constriction's range coder.
 
-Two modes: `uniform` (every index costs log2 K bits; the baseline) and `prior` (the transformer
-prior's probabilities). With the prior, the grid is cut into window x window tiles that are coded in
-lock-step as one batch, position by position. The encoder and the decoder run the very same routine
-(`walk_prior`), differing only in where each symbol comes from, so the encoder feeds the coder exactly
-the floats the decoder will compute on the same kind of machine.
+Two modes: `uniform` (every index costs log2 K bits; the baseline) and `prior` (the integer-exact
+transformer prior, intprior.IntPrior). With the prior, the grid is cut into window x window tiles;
+groups of up to TILE_GROUP consecutive tiles are coded in lock-step, position by position. The decoder
+(and the sampler) walks the prior step by step; the encoder gets the same integer frequencies for a
+whole group from one parallel pass, which the integer arithmetic makes equal bit for bit.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import constriction
 import numpy as np
 import torch
 
-from .prior import PriorModel
+from .intprior import IntPrior
 
 CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
+TILE_GROUP = 16  # tiles coded together: bounds the memory of encoder and decoder on large images
 
 
 @dataclass
@@ -46,48 +46,62 @@ def tile_layout(h: int, w: int, window: int) -> list[tuple[int, int, int, int]]:
             for y in range(0, h, window) for x in range(0, w, window)]
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Prior inference for coding runs on one thread: the float results must not depend on how a
-    BLAS library splits work over however many cores a machine has."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
+def tile_groups(h: int, w: int, window: int) -> list[list[tuple[int, int, int, int]]]:
+    """The tiles in coding groups of up to TILE_GROUP, in raster order."""
+    tiles = tile_layout(h, w, window)
+    return [tiles[i:i + TILE_GROUP] for i in range(0, len(tiles), TILE_GROUP)]
+
+
+def _raster(tile: tuple[int, int, int, int], t: int) -> tuple[int, int]:
+    """Grid (y, x) of raster position t inside a tile."""
+    y0, x0, _, tw = tile
+    return y0 + t // tw, x0 + t % tw
 
 
 @torch.no_grad()
-def walk_prior(prior: PriorModel, quality: int, h: int, w: int,
-                choose: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
-    """Visit every token in coding order. For each (position, depth) step, `choose(probabilities,
-    tile_ids)` gets the float64 distributions (n, K) of the n tiles still active and returns their
-    symbols (n,). Returns the grid (quality, h, w) those symbols form."""
-    device = prior.start.device
-    tiles = tile_layout(h, w, prior.cfg.window)
-    tile_w = torch.tensor([t[3] for t in tiles], device=device)
-    lengths = np.array([t[2] * t[3] for t in tiles])
-    last = torch.tensor(lengths - 1, device=device)
+def walk_prior(prior: IntPrior, quality: int, h: int, w: int,
+               choose: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Visit every token in coding order, position by position. For each (position, depth) step of a
+    tile group, `choose(frequencies)` gets the integer frequencies (n, K) (as float64) of the n tiles
+    still active and returns their symbols (n,). Returns the grid (quality, h, w) they form."""
+    device = prior.device
     grid = np.zeros((quality, h, w), np.int64)
-    caches, prev = prior.new_caches(), None
-    with _one_thread() if device.type == "cpu" else contextlib.nullcontext():
+    for group in tile_groups(h, w, prior.cfg.window):
+        tile_w = torch.tensor([t[3] for t in group], device=device)
+        lengths = np.array([t[2] * t[3] for t in group])
+        last = torch.tensor(lengths - 1, device=device)
+        caches, prev = prior.new_caches(), None
         for t in range(int(lengths.max())):
             active = np.flatnonzero(lengths > t)
-            # Finished tiles keep stepping (on their last position) so that the batch never changes shape.
-            state = prior.step(prev, last.clamp(max=t), tile_w, quality, caches)  # (B, C)
-            codes = torch.zeros(len(tiles), quality, dtype=torch.long, device=device)
+            rows = torch.from_numpy(active).to(device)
+            # Finished tiles keep stepping (on their last position) so that the batch keeps its shape.
+            state = prior.step(prev, last.clamp(max=t), tile_w, quality, caches)[rows]   # (n, C)
+            codes = torch.zeros(len(group), quality, dtype=torch.long, device=device)
             for d in range(quality):
-                logits = prior.logits(state, codes[:, :d], d)             # (B, K)
-                probs = torch.softmax(logits.double(), -1)[torch.from_numpy(active).to(device)]
-                symbols = choose(probs.cpu().numpy(), active)
-                codes[torch.from_numpy(active).to(device), d] = torch.from_numpy(symbols).to(device)
+                freqs = prior.frequencies(state, codes[rows, :d], d)                   # (n, K)
+                codes[rows, d] = torch.from_numpy(choose(freqs.cpu().double().numpy())).to(device)
             c = codes.cpu().numpy()
             for b in active:
-                y0, x0, _, tw = tiles[b]
-                grid[:, y0 + t // tw, x0 + t % tw] = c[b]
+                grid[(slice(None), *_raster(group[b], t))] = c[b]
             prev = codes
     return grid
+
+
+@torch.no_grad()
+def _group_frequencies(prior: IntPrior, grid: TokenGrid, group: list) -> tuple[np.ndarray, np.ndarray]:
+    """Symbols (n,) and frequencies (n, K) of one tile group in coding order, from one parallel pass."""
+    T, q = max(t[2] * t[3] for t in group), grid.quality
+    codes = np.zeros((len(group), T, q), np.int64)
+    for b, (y0, x0, th, tw) in enumerate(group):
+        codes[b, :th * tw] = grid.indices[:, y0:y0 + th, x0:x0 + tw].reshape(q, -1).T
+    lengths = np.array([t[2] * t[3] for t in group])
+    device = prior.device
+    freqs = prior.forward(torch.from_numpy(codes).to(device), torch.from_numpy(lengths).to(device),
+                          torch.tensor([t[3] for t in group], device=device))          # (B, T, q, K)
+    # Coding order: position t, then depth d, then tile b among those that have a position t.
+    order = torch.from_numpy(np.arange(T)[:, None, None] < lengths[None, None, :]).expand(T, q, len(group))
+    symbols = torch.from_numpy(codes).permute(1, 2, 0)[order]
+    return symbols.numpy(), freqs.permute(1, 2, 0, 3)[order.to(device)].cpu().double().numpy()
 
 
 def _to_bytes(words: np.ndarray) -> bytes:
@@ -99,31 +113,21 @@ def _to_words(payload: bytes) -> np.ndarray:
     return np.frombuffer(payload + b"\0" * (-len(payload) % 4), dtype="<u4").astype(np.uint32)
 
 
-def encode_tokens(grid: TokenGrid, prior: PriorModel | None) -> bytes:
+def encode_tokens(grid: TokenGrid, prior: IntPrior | None) -> bytes:
     """Range-code a token grid; prior=None codes uniformly."""
     encoder = constriction.stream.queue.RangeEncoder()
     if prior is None:
         encoder.encode(grid.indices.ravel().astype(np.int32),
                        constriction.stream.model.Uniform(grid.codebook_size))
         return _to_bytes(encoder.get_compressed())
-    tiles = tile_layout(*grid.shape, prior.cfg.window)
-    symbols, probabilities = [], []
-
-    def take_known(probs: np.ndarray, active: np.ndarray) -> np.ndarray:
-        t, d = divmod(len(probabilities), grid.quality)
-        known = np.array([grid.indices[d, tiles[b][0] + t // tiles[b][3], tiles[b][1] + t % tiles[b][3]]
-                          for b in active])
-        symbols.append(known)
-        probabilities.append(probs)
-        return known
-
-    walk_prior(prior, grid.quality, *grid.shape, take_known)
-    encoder.encode(np.concatenate(symbols).astype(np.int32), CATEGORICAL, np.concatenate(probabilities))
+    for group in tile_groups(*grid.shape, prior.cfg.window):
+        symbols, freqs = _group_frequencies(prior, grid, group)
+        encoder.encode(symbols.astype(np.int32), CATEGORICAL, freqs)
     return _to_bytes(encoder.get_compressed())
 
 
 def decode_tokens(payload: bytes, quality: int, shape: tuple[int, int], codebook_size: int,
-                  prior: PriorModel | None) -> TokenGrid:
+                  prior: IntPrior | None) -> TokenGrid:
     """Inverse of encode_tokens."""
     decoder = constriction.stream.queue.RangeDecoder(_to_words(payload))
     h, w = shape
@@ -131,7 +135,7 @@ def decode_tokens(payload: bytes, quality: int, shape: tuple[int, int], codebook
         flat = decoder.decode(constriction.stream.model.Uniform(codebook_size), quality * h * w)
         return TokenGrid(flat.reshape(quality, h, w).astype(np.int64), codebook_size)
 
-    def read(probs: np.ndarray, active: np.ndarray) -> np.ndarray:
-        return decoder.decode(CATEGORICAL, probs).astype(np.int64)
+    def read(freqs: np.ndarray) -> np.ndarray:
+        return decoder.decode(CATEGORICAL, freqs).astype(np.int64)
 
     return TokenGrid(walk_prior(prior, quality, h, w, read), codebook_size)

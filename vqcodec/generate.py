@@ -10,8 +10,8 @@ from .zoo import Model, load_model
 
 
 def _sampler(rng: np.random.Generator, temperature: float, top_k: int | None, top_p: float | None):
-    def choose(probs: np.ndarray, active: np.ndarray) -> np.ndarray:
-        logp = np.log(np.maximum(probs, 1e-300)) / temperature
+    def choose(freqs: np.ndarray) -> np.ndarray:
+        logp = np.log(freqs) / temperature  # the prior's frequencies are exp(logits), all >= 1
         p = np.exp(logp - logp.max(1, keepdims=True))
         if top_k:
             kth = -np.sort(-p, 1)[:, min(top_k, p.shape[1]) - 1:min(top_k, p.shape[1])]

@@ -1,5 +1,6 @@
-"""Shipped models and loading: a model is a folder with config.json, tokenizer.safetensors and
-prior.safetensors; its identity is the SHA-256 of those three files."""
+"""Shipped models and loading: a model is a folder with config.json, tokenizer.safetensors (fp16) and
+prior_int8.safetensors (the integer-exact prior, intprior.py); its identity is the SHA-256 of those
+three files."""
 from __future__ import annotations
 
 import hashlib
@@ -10,13 +11,14 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .prior import PriorConfig, PriorModel
+from .intprior import IntPrior
+from .prior import PriorConfig
 from .tokenizer import Tokenizer, TokenizerConfig
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MODELS = {"vqc-v1": WEIGHTS_DIR / "vqc-v1"}  # shipped models by name
 DEFAULT_MODEL = "vqc-v1"
-FILES = ("config.json", "tokenizer.safetensors", "prior.safetensors")
+FILES = ("config.json", "tokenizer.safetensors", "prior_int8.safetensors")
 
 
 class ModelNotFound(FileNotFoundError):
@@ -28,7 +30,7 @@ class Model:
     """A tokenizer and its prior, with the identity that .vqc files record."""
     name: str
     tokenizer: Tokenizer
-    prior: PriorModel
+    prior: IntPrior
     identity: bytes  # SHA-256 of the model's files
     default_quality: int
 
@@ -95,11 +97,9 @@ def load_model(name: str | Path | None = None, device: str = "cpu") -> Model:
     if key not in _cache:
         cfg = json.loads((folder / "config.json").read_text())
         tokenizer = Tokenizer(TokenizerConfig.from_dict(cfg["tokenizer"]))
-        prior = PriorModel(PriorConfig.from_dict(cfg["prior"]))
-        for module, file in ((tokenizer, "tokenizer.safetensors"), (prior, "prior.safetensors")):
-            state = {k: v.float() for k, v in load_file(str(folder / file)).items()}
-            module.load_state_dict(state)
-            module.eval().requires_grad_(False)
+        tokenizer.load_state_dict({k: v.float() for k, v in load_file(str(folder / FILES[1])).items()})
+        tokenizer.eval().requires_grad_(False)
+        prior = IntPrior(PriorConfig.from_dict(cfg["prior"]), load_file(str(folder / FILES[2])))
         _cache[key] = Model(label, tokenizer, prior, model_identity(folder),
                             cfg.get("default_quality", 1)).to(device)
     return _cache[key]
@@ -113,12 +113,14 @@ def find_model_by_id(model_id: bytes) -> str | None:
     return None
 
 
-def export_model(folder: Path, tokenizer: Tokenizer, prior: PriorModel, extra: dict | None = None) -> bytes:
-    """Write a model folder with fp16 weights; returns its identity."""
+def export_model(folder: Path, tokenizer: Tokenizer, prior_cfg: PriorConfig, prior_tensors: dict[str, torch.Tensor],
+                 extra: dict | None = None) -> bytes:
+    """Write a model folder: the tokenizer in fp16, the integer prior's tensors (train/quantize.py)
+    as they are; returns its identity."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    config = {"tokenizer": tokenizer.cfg.to_dict(), "prior": prior.cfg.to_dict(), **(extra or {})}
-    (folder / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
-    for module, file in ((tokenizer, "tokenizer.safetensors"), (prior, "prior.safetensors")):
-        save_file({k: v.detach().half().contiguous() for k, v in module.state_dict().items()}, str(folder / file))
+    config = {"tokenizer": tokenizer.cfg.to_dict(), "prior": prior_cfg.to_dict(), **(extra or {})}
+    (folder / FILES[0]).write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
+    save_file({k: v.detach().half().contiguous() for k, v in tokenizer.state_dict().items()}, str(folder / FILES[1]))
+    save_file(prior_tensors, str(folder / FILES[2]))
     return model_identity(folder)

@@ -1,13 +1,19 @@
-"""Turn a training run's checkpoints into a model folder (fp16 safetensors + config.json)."""
+"""Turn a training run's checkpoints into a model folder: the tokenizer in fp16, the prior quantized
+to its integer-exact form (calibrated on the run's cached training token grids)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
+
 from ..prior import PriorConfig, PriorModel
 from ..tokenizer import Tokenizer, TokenizerConfig
 from ..zoo import export_model
 from .checkpoint import load_checkpoint
+from .quantize import calibration_tiles, quantize_prior
+
+CALIBRATION_TILES = 256
 
 
 def export_run(run: Path, dst: Path, default_quality: int) -> bytes:
@@ -19,5 +25,12 @@ def export_run(run: Path, dst: Path, default_quality: int) -> bytes:
     load_checkpoint(run / "prior_ckpt", {"model": prior}, {})
     if not 1 <= default_quality <= tokenizer.cfg.depth:
         raise ValueError(f"default quality must be from 1 to {tokenizer.cfg.depth}")
-    return export_model(dst, tokenizer, prior, {"default_quality": default_quality,
-                                               "tokenizer_steps": tok_meta["step"], "prior_steps": prior_meta["step"]})
+    tokens = run / prior_meta["tokens"]
+    if not tokens.is_file():
+        raise FileNotFoundError(f"{tokens} (the prior's training token grids, for calibration) is missing")
+    with np.load(tokens, allow_pickle=False) as z:
+        grids = [z[k] for k in z.files]
+    tensors = quantize_prior(prior, calibration_tiles(grids, prior.cfg.window, CALIBRATION_TILES))
+    return export_model(dst, tokenizer, prior.cfg, tensors,
+                        {"default_quality": default_quality, "tokenizer_steps": tok_meta["step"],
+                         "prior_steps": prior_meta["step"], "calibration_tiles": CALIBRATION_TILES})

@@ -1,0 +1,103 @@
+"""The integer prior gives the same frequencies, bit for bit, however it is evaluated: one parallel
+pass or position by position, one tile or a batch, one thread or two, float32 or float64 GEMMs.
+(Across machines: tests/test_vectors.py decodes reference files to their recorded grids.)"""
+import numpy as np
+import pytest
+import torch
+
+from vqcodec.codec import tokenize
+from vqcodec.intprior import IntPrior, exact_matmul
+
+
+def tiles_of(grid: np.ndarray, shapes: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Tiles of the given shapes cut from the top-left of a grid (q, h, w), padded into a batch as
+    the encoder does: codes (B, T, q), lengths (B,), widths (B,)."""
+    T, q = max(th * tw for th, tw in shapes), grid.shape[0]
+    codes = np.zeros((len(shapes), T, q), np.int64)
+    for b, (th, tw) in enumerate(shapes):
+        codes[b, :th * tw] = grid[:, :th, :tw].reshape(q, -1).T
+    return (torch.from_numpy(codes), torch.tensor([th * tw for th, tw in shapes]),
+            torch.tensor([tw for _, tw in shapes]))
+
+
+def step_by_step(prior: IntPrior, codes: torch.Tensor, lengths: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
+    """Frequencies (B, T, q, K) the way the decoder computes them: one position at a time, KV-cached,
+    depth by depth."""
+    B, T, q = codes.shape
+    caches, out = prior.new_caches(), torch.zeros(B, T, q, prior.cfg.codebook_size, dtype=torch.long)
+    for t in range(T):
+        state = prior.step(codes[:, t - 1] if t else None, torch.clamp(lengths - 1, max=t), widths, q, caches)
+        for d in range(q):
+            out[:, t, d] = prior.frequencies(state, codes[:, t, :d], d)
+    return out
+
+
+@pytest.fixture(scope="module")
+def grid(model, astronaut) -> np.ndarray:
+    return tokenize(astronaut[:256, 128:384], model.levels, model).indices  # (4, 16, 16): one full tile
+
+
+@pytest.fixture(scope="module")
+def tiles(grid):
+    return tiles_of(grid, [(16, 16), (5, 7), (16, 3)])
+
+
+@pytest.mark.parametrize("quality", [1, 2, 3, 4])
+def test_one_pass_equals_step_by_step_at_every_level(model, grid, quality):
+    codes, lengths, widths = tiles_of(grid[:quality], [(16, 16), (5, 7), (1, 1)])
+    one_pass = model.prior.forward(codes, lengths, widths)
+    stepped = step_by_step(model.prior, codes, lengths, widths)
+    for b, n in enumerate(lengths.tolist()):  # positions past a tile's length are padding
+        assert torch.equal(one_pass[b, :n], stepped[b, :n])
+    assert one_pass.min() >= 1
+
+
+def test_a_tile_alone_equals_the_tile_in_a_batch(model, tiles):
+    codes, lengths, widths = tiles
+    batched = model.prior.forward(codes, lengths, widths)
+    for b in range(len(codes)):
+        alone = model.prior.forward(codes[b:b + 1, :lengths[b]], lengths[b:b + 1], widths[b:b + 1])
+        assert torch.equal(alone[0], batched[b, :lengths[b]])
+
+
+def test_one_thread_equals_two(model, tiles):
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = model.prior.forward(*tiles)
+        torch.set_num_threads(2)
+        two = model.prior.forward(*tiles)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, two)
+
+
+def test_float32_accumulation_equals_float64(model, tiles):
+    as_float32 = IntPrior(model.prior.cfg, model.prior.t, accumulate=torch.float32)
+    assert torch.equal(as_float32.forward(*tiles), model.prior.forward(*tiles))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("a_max", [127, 1 << 14, 1 << 30])
+def test_exact_matmul_is_exact_beyond_the_float_mantissa(dtype, a_max):
+    g = torch.Generator().manual_seed(a_max)
+    a = torch.randint(-a_max, a_max + 1, (5, 3, 700), generator=g)
+    b = torch.randint(-127, 128, (700, 9), generator=g)
+    assert torch.equal(exact_matmul(a, b.to(dtype), a_max, 127), a @ b)  # int64 reference
+
+
+def test_reduced_precision_float32_is_refused(model, tiles):
+    as_float32 = IntPrior(model.prior.cfg, model.prior.t, accumulate=torch.float32)
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("medium")
+        with pytest.raises(RuntimeError, match="exact"):
+            as_float32.forward(*tiles)
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_equals_cpu(model, tiles):
+    on_gpu = IntPrior(model.prior.cfg, model.prior.t).to("cuda")
+    assert torch.equal(on_gpu.forward(*(t.cuda() for t in tiles)).cpu(), model.prior.forward(*tiles))

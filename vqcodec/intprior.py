@@ -1,0 +1,194 @@
+"""Integer-exact inference of the transformer prior: the same symbol frequencies, bit for bit, on any
+machine, whether the sequence is evaluated in one parallel pass or position by position.
+
+A range decoder must see exactly the distribution the encoder used. Float results depend on the order
+of summation (BLAS kernel, thread count, device, a full pass versus a cached step), so coding uses
+this integer twin of `PriorModel` instead, in which every value is an integer and every operation exact:
+
+- matrix products take int8-range operands and run as float64 (or float32) GEMMs: every partial sum
+  is an integer below 2^53 (2^24), which the format holds exactly, so any summation order gives the
+  same integer; an operand too wide for that bound is split into 7-bit limbs;
+- everything else is int64 tensor arithmetic, exact and independent of order: LayerNorm with an
+  integer square root, requantization by an integer multiplier and a right shift, GELU and exp by
+  lookup tables that were computed once at export and ship with the weights (no libm in the result).
+
+Units: the residual stream holds x * 2^resid_bits; GEMM inputs are int8 with per-site scales folded
+into the multipliers; attention scores are in 1/ATTN_UNIT nats, logits in 1/LOGIT_UNIT nats.
+`vqcodec/train/quantize.py` makes the tensors from a float prior; bitstreams/FORMAT.md refers here.
+"""
+from __future__ import annotations
+
+import torch
+
+from .prior import PriorConfig
+
+ACT_MAX = 127          # GEMM operands are int8-range
+ATTN_UNIT = 32         # attention scores in units of 1/32 nat
+EXP_ONE = 1 << 14      # exp(0) in the attention table
+LOGIT_UNIT = 64        # logits in units of 1/64 nat
+FREQ_ONE = 1 << 20     # exp(0) in the logit table: the most likely symbol's frequency
+GELU_HALF = 2048       # the GELU table covers input indices -2048 .. 2047
+LN_SHIFT = 12          # fractional bits of the LayerNorm gamma and beta multipliers
+MASKED = -(1 << 40)    # attention score of a future position in the parallel pass
+
+_EXACT_BELOW = {torch.float32: 1 << 24, torch.float64: 1 << 53}
+
+
+def exact_matmul(a: torch.Tensor, b: torch.Tensor, a_max: int, b_max: int) -> torch.Tensor:
+    """a (..., K) int64 with |a| <= a_max, times b (..., K, N) holding integers with |b| <= b_max in
+    float32 or float64 -> the exact product, int64 (..., N)."""
+    if b.dtype == torch.float32 and (torch.get_float32_matmul_precision() != "highest"
+                                     or b.is_cuda and torch.backends.cuda.matmul.allow_tf32):
+        raise RuntimeError("float32 accumulation is exact only at torch's 'highest' float32 matmul precision")
+    if a_max * b_max * a.shape[-1] < _EXACT_BELOW[b.dtype]:
+        return (a.to(b.dtype) @ b).long()
+    high, low = torch.div(a, 128, rounding_mode="floor"), a % 128  # a = 128 high + low, 0 <= low < 128
+    return exact_matmul(high, b, a_max // 128 + 1, b_max) * 128 + exact_matmul(low, b, 127, b_max)
+
+
+def div_round(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """round(a / b) for integer tensors, b > 0, halves rounded up."""
+    return torch.div(2 * a + b, 2 * b, rounding_mode="floor")
+
+
+def isqrt(v: torch.Tensor) -> torch.Tensor:
+    """floor(sqrt(v)) for int64 v in [0, 2^52): a float estimate, then made exact."""
+    r = torch.sqrt(v.double()).long()
+    r = r - (r * r > v).long()
+    return r + ((r + 1) * (r + 1) <= v).long()
+
+
+class IntPrior:
+    """The integer twin of a PriorModel, built from the tensors quantize.py writes (prior_int.safetensors).
+    Same interface for coding: new_caches / step / frequencies, plus the one-pass `forward`."""
+
+    def __init__(self, cfg: PriorConfig, tensors: dict[str, torch.Tensor], accumulate: torch.dtype = torch.float64):
+        self.cfg, self.accumulate = cfg, accumulate
+        self.t = {k: v.long() for k, v in tensors.items()}
+        self.resid_bits, self.eps = int(self.t["resid_bits"]), self.t["eps"]
+        # GEMM operands, transposed to (K, N) once, in the accumulation dtype.
+        self.w = {k[:-len(".weight")]: v.t().to(accumulate).contiguous() for k, v in self.t.items()
+                  if k.endswith(".weight")}
+
+    def to(self, device: str | torch.device) -> "IntPrior":
+        self.t = {k: v.to(device) for k, v in self.t.items()}
+        self.w = {k: v.to(device) for k, v in self.w.items()}
+        self.eps = self.eps.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.t["start"].device
+
+    # --- integer building blocks -------------------------------------------------------------------
+    def requant(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        """round(x * mult / 2^shift) with the site's (per-channel) multiplier."""
+        shift = int(self.t[name + ".shift"])
+        return (x * self.t[name + ".mult"] + (1 << (shift - 1))) >> shift
+
+    def linear(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        """int8-range x (..., K) -> exact accumulator (..., N), bias included."""
+        return exact_matmul(x, self.w[name], ACT_MAX, ACT_MAX) + self.t[name + ".bias"]
+
+    def layer_norm(self, x: torch.Tensor, name: str, to_int8: bool = True) -> torch.Tensor:
+        """x (..., C) in residual units -> LayerNorm(x) in the site's output units (int8, or residual units)."""
+        C = x.shape[-1]
+        d = x - torch.div(x.sum(-1, keepdim=True), C, rounding_mode="floor")
+        var = torch.div((d * d).sum(-1, keepdim=True), C, rounding_mode="floor")
+        sigma = isqrt(var + self.eps)
+        y = div_round(d * self.t[name + ".gamma"] + self.t[name + ".beta"] * sigma, sigma << LN_SHIFT)
+        return y.clamp(-ACT_MAX, ACT_MAX) if to_int8 else y
+
+    def gelu(self, acc: torch.Tensor, name: str) -> torch.Tensor:
+        """fc1 accumulator -> int8-range GELU output through the site's table."""
+        index = self.requant(acc, name).clamp(-GELU_HALF, GELU_HALF - 1) + GELU_HALF
+        return self.t[name + ".gelu"][index]
+
+    def mlp(self, x: torch.Tensor, ln: str, fc1: str, fc2: str) -> torch.Tensor:
+        """Residual-unit update LayerNorm -> fc1 -> GELU -> fc2."""
+        return self.requant(self.linear(self.gelu(self.linear(self.layer_norm(x, ln), fc1), fc1), fc2), fc2)
+
+    def attention(self, x: torch.Tensor, i: int, cache: list | None) -> torch.Tensor:
+        """x (B, T, C) residual units -> the attention update (B, T, C). With a cache, x holds the next
+        positions (T = 1) and sees all cached ones; without, the pass is causal over x."""
+        p, B, T, C = f"blocks.{i}.attn.", *x.shape
+        H = self.cfg.n_head
+        qkv = self.requant(self.linear(self.layer_norm(x, f"blocks.{i}.ln1"), p + "qkv"), p + "qkv")
+        q, k, v = (z.reshape(B, T, H, C // H).transpose(1, 2) for z in qkv.clamp(-ACT_MAX, ACT_MAX).split(C, 2))
+        k, v = k.to(self.accumulate), v.to(self.accumulate)
+        if cache is not None:
+            if cache[0] is not None:
+                k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
+            cache[0], cache[1] = k, v
+        scores = self.requant(exact_matmul(q, k.transpose(2, 3), ACT_MAX, ACT_MAX), p + "score")  # (B, H, T, S)
+        future = None
+        if T > 1:
+            future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+            scores = scores.masked_fill(future, MASKED)
+        table = self.t["exp_attn"]
+        weights = table[(scores.amax(-1, keepdim=True) - scores).clamp(max=len(table) - 1)]
+        if future is not None:
+            weights = weights.masked_fill(future, 0)
+        num = exact_matmul(weights, v, EXP_ONE, ACT_MAX)                                    # (B, H, T, hd)
+        shift = int(self.t[p + "out.shift"])
+        y = div_round(num * self.t[p + "out.mult"], weights.sum(-1, keepdim=True) << shift)
+        y = y.clamp(-ACT_MAX, ACT_MAX).transpose(1, 2).reshape(B, T, C)
+        return self.requant(self.linear(y, p + "proj"), p + "proj")
+
+    # --- the prior ---------------------------------------------------------------------------------
+    def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes (..., q) -> summed depth-specific embeddings (..., C), residual units."""
+        offsets = torch.arange(codes.shape[-1], device=codes.device) * self.cfg.codebook_size
+        return self.t["code_emb"][codes + offsets].sum(-2)
+
+    def positions(self, t: torch.Tensor, tile_w: torch.Tensor, quality: int) -> torch.Tensor:
+        return self.t["row_emb"][t // tile_w] + self.t["col_emb"][t % tile_w] + self.t["quality_emb"][quality - 1]
+
+    def spatial(self, x: torch.Tensor, caches: list | None = None) -> torch.Tensor:
+        """(B, T, C) -> final spatial state (B, T, C), residual units."""
+        for i in range(self.cfg.n_layer):
+            x = x + self.attention(x, i, caches[i] if caches is not None else None)
+            x = x + self.mlp(x, f"blocks.{i}.ln2", f"blocks.{i}.mlp.0", f"blocks.{i}.mlp.2")
+        return self.layer_norm(x, "ln_f", to_int8=False)
+
+    def logits(self, h: torch.Tensor, known: torch.Tensor, d: int) -> torch.Tensor:
+        """Integer logits (..., K) in 1/LOGIT_UNIT nats for depth d, from the spatial state h (..., C)
+        and the codes known (..., d) at depths < d."""
+        u = h + self.t["head.depth_emb"][d]
+        if d:
+            u = u + self.embed_codes(known)
+        u = u + self.mlp(u, "head.block.0", "head.block.1", "head.block.3")
+        K = self.cfg.codebook_size
+        rows = slice(d * K, (d + 1) * K)
+        acc = exact_matmul(self.layer_norm(u, "head.ln"), self.w["head.out"][:, rows], ACT_MAX, ACT_MAX)
+        shift = int(self.t["head.out.shift"])
+        return ((acc + self.t["head.out.bias"][rows]) * self.t["head.out.mult"][rows] + (1 << (shift - 1))) >> shift
+
+    def frequencies(self, h: torch.Tensor, known: torch.Tensor, d: int) -> torch.Tensor:
+        """Symbol frequencies (..., K), integers >= 1: exp of the logits through the stored table."""
+        logits = self.logits(h, known, d)
+        table = self.t["exp_logit"]
+        return table[(logits.amax(-1, keepdim=True) - logits).clamp(max=len(table) - 1)]
+
+    def new_caches(self) -> list:
+        return [[None, None] for _ in range(self.cfg.n_layer)]
+
+    def step(self, prev_codes: torch.Tensor | None, t: torch.Tensor, tile_w: torch.Tensor, quality: int,
+             caches: list) -> torch.Tensor:
+        """One position for B tiles (as PriorModel.step): tile b is tile_w[b] wide, at position t[b];
+        prev_codes (B, q) or None at the start -> spatial state (B, C)."""
+        if prev_codes is None:
+            x = self.t["start"].expand(len(tile_w), -1)
+        else:
+            x = self.embed_codes(prev_codes)
+        return self.spatial((x + self.positions(t, tile_w, quality))[:, None], caches)[:, 0]
+
+    def forward(self, codes: torch.Tensor, lengths: torch.Tensor, tile_w: torch.Tensor) -> torch.Tensor:
+        """One causal pass over B tiles: codes (B, T, q) in raster order, tile b having lengths[b] <= T
+        positions (later ones are padding) in rows tile_w[b] wide -> frequencies (B, T, q, K), equal
+        bit for bit to what `step` and `frequencies` give position by position."""
+        B, T, q = codes.shape
+        x = torch.cat([self.t["start"].expand(B, 1, -1), self.embed_codes(codes[:, :-1])], 1)
+        t = torch.minimum(torch.arange(T, device=codes.device)[None], lengths[:, None] - 1)
+        h = self.spatial(x + self.positions(t, tile_w[:, None], q))
+        return torch.stack([self.frequencies(h, codes[..., :d], d) for d in range(q)], 2)
