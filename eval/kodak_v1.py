@@ -10,28 +10,17 @@ import argparse
 import csv
 import json
 import lzma
-import platform
 import zlib
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 import vqcodec
+from vqcodec.eval import machine_description
 from vqcodec.images import to_rgb
 from vqcodec.metrics import load_lpips, lpips_distance, ms_ssim, psnr
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -90,7 +79,7 @@ def main() -> None:
             "log2K": float(np.log2(model.codebook_size)),
             "codebook_usage": [float((c > 0).mean()) for c in counts],
             "codebook_perplexity": [float(x) for x in perplexity]})
-    machine = f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    machine = machine_description()
     meta = {"model": model.name, "model_id": model.model_id.hex(), "images": len(files), "data": str(args.kodak),
             "machine": machine, "summary": summary}
     (args.out / f"{args.name}_kodak.json").write_text(json.dumps(meta, indent=1) + "\n")

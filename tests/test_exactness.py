@@ -73,8 +73,9 @@ def test_one_thread_equals_two(model, tiles):
 
 
 def test_float32_accumulation_equals_float64(model, tiles):
-    as_float32 = IntPrior(model.prior.cfg, model.prior.t, accumulate=torch.float32)
-    assert torch.equal(as_float32.forward(*tiles), model.prior.forward(*tiles))
+    as_float64 = IntPrior(model.prior.cfg, model.prior.t, accumulate=torch.float64)
+    assert model.prior.accumulate == torch.float32
+    assert torch.equal(as_float64.forward(*tiles), model.prior.forward(*tiles))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -86,13 +87,12 @@ def test_exact_matmul_is_exact_beyond_the_float_mantissa(dtype, a_max):
     assert torch.equal(exact_matmul(a, b.to(dtype), a_max, 127), a @ b)  # int64 reference
 
 
-def test_reduced_precision_float32_is_refused(model, tiles):
-    as_float32 = IntPrior(model.prior.cfg, model.prior.t, accumulate=torch.float32)
+def test_reduced_float32_matmul_precision_changes_nothing(model, tiles):
+    reference = model.prior.forward(*tiles)
     before = torch.get_float32_matmul_precision()
     try:
-        torch.set_float32_matmul_precision("medium")
-        with pytest.raises(RuntimeError, match="exact"):
-            as_float32.forward(*tiles)
+        torch.set_float32_matmul_precision("medium")  # may allow bfloat16 passes, which are not exact
+        assert torch.equal(model.prior.forward(*tiles), reference)
     finally:
         torch.set_float32_matmul_precision(before)
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import importlib.metadata
 import io
 import json
+import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 import PIL
+import torch
 from PIL import Image
 from tqdm import tqdm
 
@@ -37,6 +40,18 @@ class Codec:
     encode: Callable[[np.ndarray, object], bytes]
     decode: Callable[[bytes], np.ndarray]
     version: str                                 # part of the cache key
+
+
+def machine_description() -> str:
+    """CPU model (or GPU when one is used), torch threads and versions: printed next to timings."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+            f"constriction {importlib.metadata.version('constriction')}")
 
 
 def _pillow_codec(name: str, fmt: str, settings: list, options: Callable[[object], dict]) -> Codec:

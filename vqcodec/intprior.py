@@ -5,8 +5,8 @@ A range decoder must see exactly the distribution the encoder used. Float result
 of summation (BLAS kernel, thread count, device, a full pass versus a cached step), so coding uses
 this integer twin of `PriorModel` instead, in which every value is an integer and every operation exact:
 
-- matrix products take int8-range operands and run as float64 (or float32) GEMMs: every partial sum
-  is an integer below 2^53 (2^24), which the format holds exactly, so any summation order gives the
+- matrix products take int8-range operands and run as float32 (or float64) GEMMs: every partial sum
+  is an integer below 2^24 (2^53), which the format holds exactly, so any summation order gives the
   same integer; an operand too wide for that bound is split into 7-bit limbs;
 - everything else is int64 tensor arithmetic, exact and independent of order: LayerNorm with an
   integer square root, requantization by an integer multiplier and a right shift, GELU and exp by
@@ -34,12 +34,18 @@ MASKED = -(1 << 40)    # attention score of a future position in the parallel pa
 _EXACT_BELOW = {torch.float32: 1 << 24, torch.float64: 1 << 53}
 
 
+def float32_is_exact(device: torch.device) -> bool:
+    """Whether float32 GEMMs on this device run in true float32 (not TF32 or bfloat16 passes)."""
+    return (torch.get_float32_matmul_precision() == "highest"
+            and not (device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32))
+
+
 def exact_matmul(a: torch.Tensor, b: torch.Tensor, a_max: int, b_max: int) -> torch.Tensor:
     """a (..., K) int64 with |a| <= a_max, times b (..., K, N) holding integers with |b| <= b_max in
-    float32 or float64 -> the exact product, int64 (..., N)."""
-    if b.dtype == torch.float32 and (torch.get_float32_matmul_precision() != "highest"
-                                     or b.is_cuda and torch.backends.cuda.matmul.allow_tf32):
-        raise RuntimeError("float32 accumulation is exact only at torch's 'highest' float32 matmul precision")
+    float32 or float64 -> the exact product, int64 (..., N). Every dtype gives the same integers, so
+    float32 work moves to float64 where torch is set to compute float32 products at lower precision."""
+    if b.dtype == torch.float32 and not float32_is_exact(b.device):
+        b = b.double()
     if a_max * b_max * a.shape[-1] < _EXACT_BELOW[b.dtype]:
         return (a.to(b.dtype) @ b).long()
     high, low = torch.div(a, 128, rounding_mode="floor"), a % 128  # a = 128 high + low, 0 <= low < 128
@@ -62,7 +68,7 @@ class IntPrior:
     """The integer twin of a PriorModel, built from the tensors quantize.py writes (prior_int.safetensors).
     Same interface for coding: new_caches / step / frequencies, plus the one-pass `forward`."""
 
-    def __init__(self, cfg: PriorConfig, tensors: dict[str, torch.Tensor], accumulate: torch.dtype = torch.float64):
+    def __init__(self, cfg: PriorConfig, tensors: dict[str, torch.Tensor], accumulate: torch.dtype = torch.float32):
         self.cfg, self.accumulate = cfg, accumulate
         self.t = {k: v.long() for k, v in tensors.items()}
         self.resid_bits, self.eps = int(self.t["resid_bits"]), self.t["eps"]
@@ -109,17 +115,22 @@ class IntPrior:
         return self.requant(self.linear(self.gelu(self.linear(self.layer_norm(x, ln), fc1), fc1), fc2), fc2)
 
     def attention(self, x: torch.Tensor, i: int, cache: list | None) -> torch.Tensor:
-        """x (B, T, C) residual units -> the attention update (B, T, C). With a cache, x holds the next
-        positions (T = 1) and sees all cached ones; without, the pass is causal over x."""
+        """x (B, T, C) residual units -> the attention update (B, T, C). With a cache (a list, empty at
+        the start of a tile), x holds the next position (T = 1) and sees all cached ones; without, the
+        pass is causal over x."""
         p, B, T, C = f"blocks.{i}.attn.", *x.shape
         H = self.cfg.n_head
         qkv = self.requant(self.linear(self.layer_norm(x, f"blocks.{i}.ln1"), p + "qkv"), p + "qkv")
         q, k, v = (z.reshape(B, T, H, C // H).transpose(1, 2) for z in qkv.clamp(-ACT_MAX, ACT_MAX).split(C, 2))
-        k, v = k.to(self.accumulate), v.to(self.accumulate)
+        # Values are weighted by int16-range attention weights: float64 keeps that product in one GEMM.
+        k, v = k.to(self.accumulate), v.double()
         if cache is not None:
-            if cache[0] is not None:
-                k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
-            cache[0], cache[1] = k, v
+            if not cache:  # room for a whole tile, filled position by position
+                n = self.cfg.window ** 2
+                cache += [k.new_empty(B, H, n, C // H), v.new_empty(B, H, n, C // H), 0]
+            n = cache[2] + T
+            cache[0][:, :, cache[2]:n], cache[1][:, :, cache[2]:n] = k, v
+            k, v, cache[2] = cache[0][:, :, :n], cache[1][:, :, :n], n
         scores = self.requant(exact_matmul(q, k.transpose(2, 3), ACT_MAX, ACT_MAX), p + "score")  # (B, H, T, S)
         future = None
         if T > 1:
@@ -171,7 +182,7 @@ class IntPrior:
         return table[(logits.amax(-1, keepdim=True) - logits).clamp(max=len(table) - 1)]
 
     def new_caches(self) -> list:
-        return [[None, None] for _ in range(self.cfg.n_layer)]
+        return [[] for _ in range(self.cfg.n_layer)]
 
     def step(self, prev_codes: torch.Tensor | None, t: torch.Tensor, tile_w: torch.Tensor, quality: int,
              caches: list) -> torch.Tensor:

@@ -8,7 +8,8 @@ level of a file is the number of depths it carries.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
@@ -154,6 +155,30 @@ class ResidualQuantizer(nn.Module):
         return z.permute(0, 3, 1, 2)
 
 
+CNN_TILE = 64   # token grids larger than this a side go through the CNNs in tiles of this many tokens,
+CNN_HALO = 8    # each seen with this many tokens of context on every side: memory stays bounded
+                # (activations and the attention map of one tile), whatever the image size
+
+
+def _in_tiles(run: Callable[[slice, slice], torch.Tensor], h: int, w: int, scale: int) -> torch.Tensor:
+    """Assemble run(rows, cols) -> (B, C, len(rows)*scale, len(cols)*scale) over an h x w token grid:
+    in one call when the grid fits a tile, else tile by tile with a halo that is cropped away."""
+    if h <= CNN_TILE and w <= CNN_TILE:
+        return run(slice(0, h), slice(0, w))
+    out = None
+    for y in range(0, h, CNN_TILE):
+        for x in range(0, w, CNN_TILE):
+            ya, yb = max(0, y - CNN_HALO), min(h, y + CNN_TILE + CNN_HALO)
+            xa, xb = max(0, x - CNN_HALO), min(w, x + CNN_TILE + CNN_HALO)
+            part = run(slice(ya, yb), slice(xa, xb))
+            if out is None:
+                out = part.new_empty(*part.shape[:2], h * scale, w * scale)
+            th, tw = min(CNN_TILE, h - y), min(CNN_TILE, w - x)
+            out[:, :, y * scale:(y + th) * scale, x * scale:(x + tw) * scale] = \
+                part[:, :, (y - ya) * scale:(y - ya + th) * scale, (x - xa) * scale:(x - xa + tw) * scale]
+    return out
+
+
 class Tokenizer(nn.Module):
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
@@ -165,13 +190,21 @@ class Tokenizer(nn.Module):
     @torch.no_grad()
     def encode(self, x: torch.Tensor, quality: int) -> torch.Tensor:
         """x: (B, 3, H, W) in [-1, 1], H and W multiples of f -> indices (B, quality, H/f, W/f)."""
-        indices, _, _ = self.quantizer.quantize(self.encoder(x))
-        return indices[:, :quality]
+        f = self.cfg.downsample
+
+        def encode_part(ys: slice, xs: slice) -> torch.Tensor:
+            part = x[:, :, ys.start * f:ys.stop * f, xs.start * f:xs.stop * f]
+            return self.quantizer.quantize(self.encoder(part))[0][:, :quality]
+
+        return _in_tiles(encode_part, x.shape[2] // f, x.shape[3] // f, 1)
 
     @torch.no_grad()
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
         """indices (B, q, h, w) -> image (B, 3, h*f, w*f) in [-1, 1]."""
-        return self.decoder(self.quantizer.lookup(indices)).clamp(-1, 1)
+        def decode_part(ys: slice, xs: slice) -> torch.Tensor:
+            return self.decoder(self.quantizer.lookup(indices[:, :, ys, xs])).clamp(-1, 1)
+
+        return _in_tiles(decode_part, indices.shape[2], indices.shape[3], self.cfg.downsample)
 
     def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict:
         """Training pass. quality: (B,) depths kept per sample (depth dropout), 1..depth."""

@@ -1,5 +1,6 @@
 """Train the VQ-GAN tokenizer: L1 + LPIPS + codebook/commitment losses, then PatchGAN hinge loss
-with the adaptive weight once reconstruction has warmed up. Resumable."""
+with the adaptive weight once reconstruction has warmed up. Resumable; data-parallel under torchrun
+(DistributedDataParallel: each process draws its own crops, gradients are averaged)."""
 from __future__ import annotations
 
 import json
@@ -7,12 +8,15 @@ import time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ..metrics import load_lpips
 from ..tokenizer import Tokenizer, TokenizerConfig
 from .checkpoint import load_checkpoint, save_checkpoint
+from . import distributed
 from .data import CropDataset
 from .losses import PatchDiscriminator, adaptive_gan_weight, hinge_d_loss
 
@@ -42,7 +46,8 @@ class TokenizerTrainConfig:
 def kmeans_init(model: Tokenizer, data: CropDataset, batches: int, iters: int = 10) -> None:
     """Initialise each depth's codebook by k-means on the residuals that depth will see."""
     q = model.quantizer
-    z = torch.cat([model.encoder(data.batch(8)) for _ in range(batches)])
+    device = q.codebooks.device
+    z = torch.cat([model.encoder(data.batch(8).to(device)) for _ in range(batches)])
     r = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
     K = q.codebooks.shape[1]
     for d in range(q.depth):
@@ -89,57 +94,70 @@ class DeadCodeRestarter(torch.nn.Module):
             dead = (~self.used[d]).nonzero().flatten()
             if len(dead):
                 pick = torch.randint(self.filled, (len(dead),))
-                codebooks.data[d, dead] = self.buffer[d, pick] + 1e-3 * torch.randn(len(dead), codebooks.shape[2])
+                noise = torch.randn(len(dead), codebooks.shape[2]).to(codebooks.device)
+                codebooks.data[d, dead] = self.buffer[d, pick.to(self.buffer.device)] + 1e-3 * noise
             counts.append(len(dead))
         self.used.zero_()
         return counts
 
 
 def train_tokenizer(tc: TokenizerTrainConfig, mc: TokenizerConfig | None = None) -> Path:
-    """Train (or resume) a tokenizer; returns the checkpoint path."""
+    """Train (or resume) a tokenizer; returns the checkpoint path. Under torchrun every process runs
+    this; rank 0 logs and writes checkpoints."""
+    rank, world, device = distributed.setup()
     out = Path(tc.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "tokenizer_ckpt"
-    torch.manual_seed(tc.seed)
+    torch.manual_seed(tc.seed)  # the same on every rank: quality draws and restart picks agree
     if ckpt.with_suffix(".json").exists():
         mc = TokenizerConfig.from_dict(json.loads(ckpt.with_suffix(".json").read_text())["model"])
     mc = mc or TokenizerConfig()
-    model, disc = Tokenizer(mc), PatchDiscriminator()
+    model, disc = Tokenizer(mc).to(device), PatchDiscriminator().to(device)
     opt_g = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), lr=tc.lr, betas=(0.5, 0.9))
-    data = CropDataset(Path(tc.data), tc.crop, seed=tc.seed)
-    restarter = DeadCodeRestarter(mc.depth, mc.codebook_size, mc.code_dim)
+    data = CropDataset(Path(tc.data), tc.crop, seed=tc.seed + rank)
+    restarter = DeadCodeRestarter(mc.depth, mc.codebook_size, mc.code_dim).to(device)
     modules = {"model": model, "disc": disc, "restarter": restarter}
     step, wall = 0, 0.0
     if ckpt.with_suffix(".json").exists():
         meta = load_checkpoint(ckpt, modules, {"g": opt_g, "d": opt_d}, optional=("restarter",))
         step, wall = meta["step"], meta["wall_seconds"]
-        data.rng.bit_generator.state = meta["data_rng"]
+        states = meta.get("data_rng_per_rank", [meta["data_rng"]])
+        if len(states) == world:
+            data.rng.bit_generator.state = states[rank]
+        else:  # resumed with another number of processes: fresh, distinct crop streams
+            data.rng = np.random.default_rng([tc.seed, step, rank])
     else:
-        kmeans_init(model, data, batches=8)
+        kmeans_init(model, data, batches=8)  # rank 0's result reaches the others when DDP wraps the model
     if tc.freeze_encoder:
         model.encoder.requires_grad_(False)
         model.quantizer.requires_grad_(False)
-    lpips_model = load_lpips() if tc.lpips_weight else None
-    log = (out / "tokenizer_log.jsonl").open("a")
+    train_model, train_disc = model, disc
+    if world > 1:
+        ids = [device] if device.type == "cuda" else None
+        train_model = DistributedDataParallel(model, device_ids=ids)
+        train_disc = DistributedDataParallel(disc, device_ids=ids)
+    lpips_model = load_lpips().to(device) if tc.lpips_weight else None
+    log = (out / "tokenizer_log.jsonl").open("a") if rank == 0 else None
     t_start, first_step = time.time() - wall, step
-    bar = tqdm(total=tc.steps, initial=step, desc="tokenizer")
+    bar = tqdm(total=tc.steps, initial=step, desc="tokenizer", disable=rank != 0)
     while step < tc.steps:
         lr = tc.lr * min(1.0, (step + 1) / tc.warmup)
         for g in opt_g.param_groups + opt_d.param_groups:
             g["lr"] = lr
-        x = data.batch(tc.batch)
+        x = data.batch(tc.batch).to(device)
         quality = torch.randint(1, mc.depth + 1, (tc.batch,))
         quality[0] = mc.depth  # one full-depth sample per batch keeps the top level trained
-        o = model(x, quality)
+        o = train_model(x, quality.to(device))
         rec = o["recon"]
         l1 = (rec - x).abs().mean()
-        perceptual = lpips_model(rec, x).mean() if lpips_model else torch.zeros(())
+        perceptual = lpips_model(rec, x).mean() if lpips_model else torch.zeros((), device=device)
         rec_loss = l1 + tc.lpips_weight * perceptual
         loss = rec_loss + o["vq_loss"]
         gan_on = step >= tc.disc_start
         stats = {"l1": l1.item(), "lpips": perceptual.item(), "vq": o["vq_loss"].item()}
         if gan_on:
+            disc.requires_grad_(False)  # the generator's step leaves the discriminator alone
             g_loss = -disc(rec).mean()
             lam = adaptive_gan_weight(rec_loss, g_loss, model.decoder.last.weight, tc.disc_weight)
             loss = loss + lam * g_loss
@@ -148,7 +166,8 @@ def train_tokenizer(tc: TokenizerTrainConfig, mc: TokenizerConfig | None = None)
         loss.backward()
         opt_g.step()
         if gan_on:
-            d_loss = hinge_d_loss(disc(x), disc(rec.detach()))
+            disc.requires_grad_(True)
+            d_loss = hinge_d_loss(train_disc(x), train_disc(rec.detach()))
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
@@ -156,20 +175,37 @@ def train_tokenizer(tc: TokenizerTrainConfig, mc: TokenizerConfig | None = None)
         restarter.observe(o["indices"], o["residuals"])
         step += 1
         if step % tc.restart_every == 0 and not tc.freeze_encoder:
+            if world > 1:  # an entry any rank used is alive; rank 0's re-seeded codebooks are everyone's
+                used = restarter.used.to(torch.uint8)
+                torch.distributed.all_reduce(used, torch.distributed.ReduceOp.MAX)
+                restarter.used.copy_(used.bool())
             stats["restarted"] = restarter.restart(model.quantizer.codebooks)
+            distributed.broadcast_(model.quantizer.codebooks.data, world)
         bar.update(1)
         bar.set_postfix(l1=f"{stats['l1']:.3f}", lpips=f"{stats['lpips']:.3f}")
-        if (step % tc.log_every == 0 or "restarted" in stats):
+        if log and (step % tc.log_every == 0 or "restarted" in stats):
             log.write(json.dumps({"step": step, "time": round(time.time() - t_start, 1), **stats}) + "\n")
             log.flush()
-        out_of_time = bool(tc.minutes and time.time() - t_start > tc.minutes * 60
-                           or tc.stop_after and step - first_step >= tc.stop_after)
-        if (step % tc.ckpt_every == 0 or step == tc.steps or out_of_time):
-            save_checkpoint(ckpt, modules, {"g": opt_g, "d": opt_d},
-                            {"step": step, "wall_seconds": time.time() - t_start, "model": mc.to_dict(),
-                             "train": asdict(tc), "data_rng": data.rng.bit_generator.state})
+        out_of_time = distributed.any_rank(bool(tc.minutes and time.time() - t_start > tc.minutes * 60
+                                                or tc.stop_after and step - first_step >= tc.stop_after), world, device)
+        if step % tc.ckpt_every == 0 or step == tc.steps or out_of_time:
+            replicas = distributed.replica_digests(model, world)
+            if len(set(replicas)) > 1:
+                raise RuntimeError(f"data-parallel replicas drifted apart at step {step}: {replicas}")
+            rng_states: list = [None] * world
+            if world > 1:
+                torch.distributed.all_gather_object(rng_states, data.rng.bit_generator.state)
+            else:
+                rng_states = [data.rng.bit_generator.state]
+            if rank == 0:
+                save_checkpoint(ckpt, modules, {"g": opt_g, "d": opt_d},
+                                {"step": step, "wall_seconds": time.time() - t_start, "model": mc.to_dict(),
+                                 "train": asdict(tc), "data_rng": rng_states[0], "data_rng_per_rank": rng_states,
+                                 "world_size": world, "replicas": replicas})
         if out_of_time:
             break
     bar.close()
+    if world > 1:
+        torch.distributed.barrier()  # rank 0's checkpoint is complete before anyone returns
+        torch.distributed.destroy_process_group()
     return ckpt
-
