@@ -1,7 +1,8 @@
 """Encode and decode time per Kodak image: vqcodec at its default quality beside CompressAI's
-autoregressive mbt2018 (Minnen et al. 2018, context model decoded position by position), in the
-same run on the same machine. mbt2018's weights are untrained (pretrained=False): its timing does not
-depend on them, and this machine cannot download them. CompressAI is an eval-only dependency:
+autoregressive mbt2018 (Minnen et al. 2018, context model decoded position by position) at quality 3
+(192 latent channels) and 8 (320), in the same run on the same machine. mbt2018's weights are
+untrained (pretrained=False): its timing does not depend on them, and this machine cannot download
+them. CompressAI is an eval-only dependency:
 
     pip install -e ".[eval]"
     python eval/speed.py ../shared/data/kodak --out eval/results
@@ -48,16 +49,19 @@ def main() -> None:
     args = ap.parse_args()
     from compressai.zoo import mbt2018
 
-    net = mbt2018(quality=3, pretrained=False).eval()
-    net.update(force=True)
+    nets = {}
+    for quality in (3, 8):  # the two layouts: 192 and 320 latent channels
+        nets[quality] = mbt2018(quality=quality, pretrained=False).eval()
+        nets[quality].update(force=True)
     model = vqcodec.load_model()
     rows = []
     for path in tqdm(sorted(args.kodak.glob("*.png"))[:args.images], desc="kodak"):
         rgb = to_rgb(path)
         enc, dec, size = time_vqcodec(rgb, model)
-        m_enc, m_dec = time_mbt2018(rgb, net)
-        rows.append({"image": path.name, "vqcodec_encode_s": enc, "vqcodec_decode_s": dec, "vqcodec_bytes": size,
-                     "mbt2018_encode_s": m_enc, "mbt2018_decode_s": m_dec})
+        row = {"image": path.name, "vqcodec_encode_s": enc, "vqcodec_decode_s": dec, "vqcodec_bytes": size}
+        for quality, net in nets.items():
+            row[f"mbt2018_q{quality}_encode_s"], row[f"mbt2018_q{quality}_decode_s"] = time_mbt2018(rgb, net)
+        rows.append(row)
     keys = [k for k in rows[0] if k.endswith("_s")]
     summary = {k: {"mean": float(np.mean([r[k] for r in rows])), "max": float(np.max([r[k] for r in rows]))}
                for k in keys}

@@ -2,6 +2,7 @@
 runs data-parallel under torchrun."""
 import json
 import os
+from dataclasses import replace
 import subprocess
 import sys
 from pathlib import Path
@@ -76,3 +77,25 @@ def test_data_parallel_training_keeps_replicas_identical(image_folder, tmp_path)
     assert len(meta["replicas"]) == 2 and meta["replicas"][0] == meta["replicas"][1]
     first, second = meta["data_rng_per_rank"]
     assert first != second  # the two processes drew different crops
+
+
+def test_a_new_run_can_start_from_a_model_folder_with_more_depths(image_folder, tmp_path):
+    from safetensors.torch import save_file
+
+    from vqcodec.tokenizer import Tokenizer
+
+    source = tmp_path / "model"
+    source.mkdir()
+    trained = weights(tokenizer_run(image_folder, tmp_path / "a", steps=2))
+    tokenizer_keys = Tokenizer(TINY).state_dict().keys()
+    save_file({k: trained[f"model.{k}"].half() for k in tokenizer_keys}, str(source / "tokenizer.safetensors"))
+    (source / "config.json").write_text(json.dumps({"tokenizer": TINY.to_dict()}))
+    deeper = replace(TINY, depth=3)
+    tc = TokenizerTrainConfig(data=str(image_folder), out=str(tmp_path / "b"), steps=1, batch=2, crop=32, lr=0.0,
+                              lpips_weight=0.0, init_from=str(source))
+    started = weights(train_tokenizer(tc, deeper))
+    np.testing.assert_array_equal(started["model.quantizer.codebooks"][:2].numpy(),
+                                  trained["model.quantizer.codebooks"].half().float().numpy())
+    np.testing.assert_array_equal(started["model.decoder.last.weight"].numpy(),
+                                  trained["model.decoder.last.weight"].half().float().numpy())
+    assert started["model.quantizer.codebooks"][2].abs().sum() > 0  # the new depth was initialised

@@ -7,6 +7,7 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -229,13 +230,25 @@ def train() -> None:
 @click.option("--lr", type=float, default=2e-4, show_default=True)
 @click.option("--disc-start", type=int, default=2000, show_default=True, help="Step that switches the GAN loss on.")
 @click.option("--freeze-encoder", is_flag=True, help="Train the decoder only (token grids stay fixed).")
+@click.option("--depth", type=int, default=None, help="Residual depths (= quality levels) of a new run [default: 4].")
+@click.option("--init-from", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Start a new run from the tokenizer of this model folder (e.g. vqcodec/weights/vqc-v1); "
+                   "depths beyond its own are k-means initialised.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def train_tokenizer_cmd(data, out, steps, minutes, batch, crop, lr, disc_start, freeze_encoder, seed) -> None:
+def train_tokenizer_cmd(data, out, steps, minutes, batch, crop, lr, disc_start, freeze_encoder, depth, init_from,
+                        seed) -> None:
     """Train the VQ-GAN tokenizer on the images under DATA."""
+    from .tokenizer import TokenizerConfig
     from .train.tokenizer import TokenizerTrainConfig, train_tokenizer
 
+    model_cfg = None
+    if init_from:
+        model_cfg = TokenizerConfig.from_dict(json.loads((Path(init_from) / "config.json").read_text())["tokenizer"])
+    if depth:
+        model_cfg = replace(model_cfg or TokenizerConfig(), depth=depth)
     train_tokenizer(TokenizerTrainConfig(data=data, out=out, steps=steps, minutes=minutes, batch=batch, crop=crop,
-                                         lr=lr, disc_start=disc_start, freeze_encoder=freeze_encoder, seed=seed))
+                                         lr=lr, disc_start=disc_start, freeze_encoder=freeze_encoder,
+                                         init_from=init_from or "", seed=seed), model_cfg)
 
 
 @train.command("prior")

@@ -65,13 +65,13 @@ def isqrt(v: torch.Tensor) -> torch.Tensor:
 
 
 class IntPrior:
-    """The integer twin of a PriorModel, built from the tensors quantize.py writes (prior_int.safetensors).
+    """The integer twin of a PriorModel, built from the tensors quantize.py writes (prior_int8.safetensors).
     Same interface for coding: new_caches / step / frequencies, plus the one-pass `forward`."""
 
     def __init__(self, cfg: PriorConfig, tensors: dict[str, torch.Tensor], accumulate: torch.dtype = torch.float32):
         self.cfg, self.accumulate = cfg, accumulate
         self.t = {k: v.long() for k, v in tensors.items()}
-        self.resid_bits, self.eps = int(self.t["resid_bits"]), self.t["eps"]
+        self.shift = {k[:-len(".shift")]: int(v) for k, v in self.t.items() if k.endswith(".shift")}
         # GEMM operands, transposed to (K, N) once, in the accumulation dtype.
         self.w = {k[:-len(".weight")]: v.t().to(accumulate).contiguous() for k, v in self.t.items()
                   if k.endswith(".weight")}
@@ -79,7 +79,6 @@ class IntPrior:
     def to(self, device: str | torch.device) -> "IntPrior":
         self.t = {k: v.to(device) for k, v in self.t.items()}
         self.w = {k: v.to(device) for k, v in self.w.items()}
-        self.eps = self.eps.to(device)
         return self
 
     @property
@@ -89,7 +88,7 @@ class IntPrior:
     # --- integer building blocks -------------------------------------------------------------------
     def requant(self, x: torch.Tensor, name: str) -> torch.Tensor:
         """round(x * mult / 2^shift) with the site's (per-channel) multiplier."""
-        shift = int(self.t[name + ".shift"])
+        shift = self.shift[name]
         return (x * self.t[name + ".mult"] + (1 << (shift - 1))) >> shift
 
     def linear(self, x: torch.Tensor, name: str) -> torch.Tensor:
@@ -101,7 +100,7 @@ class IntPrior:
         C = x.shape[-1]
         d = x - torch.div(x.sum(-1, keepdim=True), C, rounding_mode="floor")
         var = torch.div((d * d).sum(-1, keepdim=True), C, rounding_mode="floor")
-        sigma = isqrt(var + self.eps)
+        sigma = isqrt(var + self.t["eps"])
         y = div_round(d * self.t[name + ".gamma"] + self.t[name + ".beta"] * sigma, sigma << LN_SHIFT)
         return y.clamp(-ACT_MAX, ACT_MAX) if to_int8 else y
 
@@ -141,7 +140,7 @@ class IntPrior:
         if future is not None:
             weights = weights.masked_fill(future, 0)
         num = exact_matmul(weights, v, EXP_ONE, ACT_MAX)                                    # (B, H, T, hd)
-        shift = int(self.t[p + "out.shift"])
+        shift = self.shift[p + "out"]
         y = div_round(num * self.t[p + "out.mult"], weights.sum(-1, keepdim=True) << shift)
         y = y.clamp(-ACT_MAX, ACT_MAX).transpose(1, 2).reshape(B, T, C)
         return self.requant(self.linear(y, p + "proj"), p + "proj")
@@ -172,7 +171,7 @@ class IntPrior:
         K = self.cfg.codebook_size
         rows = slice(d * K, (d + 1) * K)
         acc = exact_matmul(self.layer_norm(u, "head.ln"), self.w["head.out"][:, rows], ACT_MAX, ACT_MAX)
-        shift = int(self.t["head.out.shift"])
+        shift = self.shift["head.out"]
         return ((acc + self.t["head.out.bias"][rows]) * self.t["head.out.mult"][rows] + (1 << (shift - 1))) >> shift
 
     def frequencies(self, h: torch.Tensor, known: torch.Tensor, d: int) -> torch.Tensor:

@@ -37,20 +37,25 @@ class TokenizerTrainConfig:
     ckpt_every: int = 100
     log_every: int = 10
     freeze_encoder: bool = False  # decoder-only fine-tuning: the token grids stay fixed
+    init_from: str = ""          # a new run starts from this model folder's tokenizer (more depths allowed)
     minutes: float = 0.0         # end (with a checkpoint) once the run's total wall time passes this
     stop_after: int = 0          # end this run (with a checkpoint) after this many steps; 0 = no limit
     seed: int = 0
 
 
 @torch.no_grad()
-def kmeans_init(model: Tokenizer, data: CropDataset, batches: int, iters: int = 10) -> None:
-    """Initialise each depth's codebook by k-means on the residuals that depth will see."""
+def kmeans_init(model: Tokenizer, data: CropDataset, batches: int, iters: int = 10, first_depth: int = 0) -> None:
+    """Initialise the codebooks of depths >= first_depth by k-means on the residuals each will see
+    (those of the earlier depths, which are kept)."""
     q = model.quantizer
     device = q.codebooks.device
     z = torch.cat([model.encoder(data.batch(8).to(device)) for _ in range(batches)])
     r = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
     K = q.codebooks.shape[1]
     for d in range(q.depth):
+        if d < first_depth:
+            r = r - q.codebooks[d][torch.cdist(r, q.codebooks[d]).argmin(1)]
+            continue
         centers = r[torch.randint(len(r), (K,))].clone()
         for _ in range(iters):
             assign = torch.cdist(r, centers).argmin(1)
@@ -101,6 +106,22 @@ class DeadCodeRestarter(torch.nn.Module):
         return counts
 
 
+def warm_start(model: Tokenizer, folder: Path) -> int:
+    """Load a model folder's tokenizer weights into a tokenizer of the same layout and at least as many
+    quantizer depths; returns how many depths came from the folder (the rest still need initialising)."""
+    from safetensors.torch import load_file
+
+    source = TokenizerConfig.from_dict(json.loads((folder / "config.json").read_text())["tokenizer"])
+    mine = model.cfg
+    if {**source.to_dict(), "depth": 0} != {**mine.to_dict(), "depth": 0} or source.depth > mine.depth:
+        raise ValueError(f"cannot start from {folder}: its tokenizer {source} differs from {mine} beyond adding depths")
+    state = {k: v.float() for k, v in load_file(str(folder / "tokenizer.safetensors")).items()}
+    codebooks = model.quantizer.codebooks.detach().clone()
+    codebooks[:source.depth] = state.pop("quantizer.codebooks")
+    model.load_state_dict({**state, "quantizer.codebooks": codebooks})
+    return source.depth
+
+
 def train_tokenizer(tc: TokenizerTrainConfig, mc: TokenizerConfig | None = None) -> Path:
     """Train (or resume) a tokenizer; returns the checkpoint path. Under torchrun every process runs
     this; rank 0 logs and writes checkpoints."""
@@ -127,8 +148,9 @@ def train_tokenizer(tc: TokenizerTrainConfig, mc: TokenizerConfig | None = None)
             data.rng.bit_generator.state = states[rank]
         else:  # resumed with another number of processes: fresh, distinct crop streams
             data.rng = np.random.default_rng([tc.seed, step, rank])
-    else:
-        kmeans_init(model, data, batches=8)  # rank 0's result reaches the others when DDP wraps the model
+    else:  # rank 0's initialisation reaches the others when DDP wraps the model
+        kept = warm_start(model, Path(tc.init_from)) if tc.init_from else 0
+        kmeans_init(model, data, batches=8, first_depth=kept)
     if tc.freeze_encoder:
         model.encoder.requires_grad_(False)
         model.quantizer.requires_grad_(False)
