@@ -10,7 +10,6 @@ payload. (Such a file would decode only where the floats are reproduced exactly;
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from tqdm import tqdm
 import vqcodec
 from vqcodec.codec import tokenize
 from vqcodec.coding import CATEGORICAL, decode_tokens, encode_tokens, tile_groups
-from vqcodec.eval import machine_description
+from vqcodec.eval import machine_description, write_csv
 from vqcodec.images import to_rgb
 from vqcodec.prior import PriorModel
 
@@ -86,11 +85,7 @@ def main() -> None:
                          "int_bits_per_token": 8 * len(payload) / n, "float_bits_per_token": 8 * float_bytes / n,
                          "compress_s": t1 - t0, "decompress_s": t2 - t1,
                          "prior_encode_s": t4 - t3, "prior_decode_s": t5 - t4})
-    args.out.mkdir(parents=True, exist_ok=True)
-    with (args.out / "exactness.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, args.out / "exactness.csv")
     summary = []
     for q in range(1, model.levels + 1):
         r = [x for x in rows if x["quality"] == q]

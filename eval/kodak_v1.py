@@ -7,7 +7,6 @@ and decode seconds, and bits per token with the prior against uniform coding.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import lzma
 import zlib
@@ -18,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 import vqcodec
-from vqcodec.eval import machine_description
+from vqcodec.eval import machine_description, write_csv
 from vqcodec.images import to_rgb
 from vqcodec.metrics import load_lpips, lpips_distance, ms_ssim, psnr
 
@@ -61,11 +60,7 @@ def main() -> None:
                 "psnr": psnr(rgb, out), "ms_ssim": ms_ssim(rgb, out), "lpips": lpips_distance(lp, rgb, out),
                 "encode_s": t1 - t0, "decode_s": t2 - t1,
             })
-    args.out.mkdir(parents=True, exist_ok=True)
-    with (args.out / f"{args.name}_kodak.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, args.out / f"{args.name}_kodak.csv")
     summary = []
     for q in range(1, model.levels + 1):
         r = [x for x in rows if x["quality"] == q]

@@ -42,6 +42,15 @@ class Codec:
     version: str                                 # part of the cache key
 
 
+def write_csv(rows: list[dict], path: Path) -> None:
+    """One row per dict, columns in the first row's key order; creates the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def machine_description() -> str:
     """CPU model (or GPU when one is used), torch threads and versions: printed next to timings."""
     cpu = platform.processor() or platform.machine()
@@ -272,11 +281,7 @@ def write_report(rows: list[dict], out: str | Path, codecs: list[str], folder: s
                  command: str, model=None, grid_image: str | None = None) -> dict:
     """CSV, JSON, markdown, plots and the comparison grid; returns the JSON summary."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "per_image.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, out / "per_image.csv")
     curves = mean_curves(rows)
     bd = bd_table(curves)
     summary = {"data": str(folder), "command": command, "images": len({r["image"] for r in rows}),
