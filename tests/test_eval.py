@@ -57,3 +57,20 @@ def test_bd_rate_for_lower_is_better_metrics():
     lpips = np.array([0.5, 0.4, 0.3, 0.2])
     value, note = bd_rate(rate, lpips, rate * 0.7, lpips, higher_is_better=False)
     assert value == pytest.approx(-30.0, abs=1e-9) and "0.2..0.5" in note
+
+
+def test_comparison_grid_has_a_row_per_image_and_level(model, tmp_path):
+    from vqcodec.eval import comparison_grid
+
+    paths = []
+    for name, make in (("coffee.png", skdata.coffee), ("chelsea.png", skdata.chelsea)):
+        Image.fromarray(make()[:192, :256]).save(tmp_path / name)
+        paths.append(tmp_path / name)
+    rows = [{"image": p.name, "codec": codec, "setting": setting, "bpp": bpp}
+            for p in paths for codec, setting, bpp in
+            (("vqcodec", 1, 0.03), ("vqcodec", 2, 0.06), ("jpeg", 5, 0.2), ("jpeg", 50, 1.0))]
+    out = comparison_grid(paths, rows, ["vqcodec", "jpeg"], tmp_path / "grid.png", model)
+    sheet = Image.open(out)
+    assert sheet.size == (3 * 192, 4 * (192 + 16))  # original, vqcodec, jpeg x 2 images x 2 levels
+    first_original = np.asarray(sheet)[16:16 + 192, :192]
+    assert np.array_equal(first_original, skdata.coffee()[:192, 32:224])  # the centre crop

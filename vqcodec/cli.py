@@ -201,7 +201,8 @@ def demo(dst: str, quality: int | None, model: str | None) -> None:
               help="Comma-separated: vqcodec, jpeg, webp, avif, jp2.")
 @click.option("--out", "out", default="bench-results", show_default=True, help="Results folder.")
 @click.option("--model", "-m", default=None, help="vqcodec model name or folder.")
-@click.option("--grid-image", default=None, help="File name of the image for the comparison grid.")
+@click.option("--grid-image", default=None,
+              help="File name(s), comma-separated, of the images for the comparison grid [default: the first].")
 def bench(folder: str, codecs: str, out: str, model: str | None, grid_image: str | None) -> None:
     """Rate-distortion benchmark of the images under FOLDER: CSV, JSON, markdown, plots, BD-rates."""
     from .eval import run_bench, write_report
@@ -211,7 +212,8 @@ def bench(folder: str, codecs: str, out: str, model: str | None, grid_image: str
     if not rows:
         raise click.ClickException(f"no readable images under {folder}")
     command = "vqcodec bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else f"vqcodec bench {folder}"
-    write_report(rows, out, names, folder, command, model, grid_image)
+    grid_images = [g.strip() for g in grid_image.split(",")] if grid_image else None
+    write_report(rows, out, names, folder, command, model, grid_images)
     click.echo(Path(out, "results.md").read_text())
 
 

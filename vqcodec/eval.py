@@ -245,41 +245,43 @@ def plot_curves(curves: dict[str, list[dict]], path: Path, max_bpp: float = 0.7)
     return written
 
 
-def comparison_grid(image_path: Path, rows: list[dict], codecs: list[str], out: Path, model=None,
+def comparison_grid(image_paths: list[Path], rows: list[dict], codecs: list[str], out: Path, model=None,
                     crop: int = 192) -> Path:
-    """For each vqcodec level (one row), the centre crop of the image decoded by every codec at the
+    """One row per image and vqcodec level: the centre crop of the image decoded by every codec at the
     setting whose bpp on this image is nearest to vqcodec's, labelled with codec and bpp."""
     from PIL import ImageDraw
 
-    rgb = to_rgb(image_path)
-    h, w = rgb.shape[:2]
-    y0, x0 = (h - crop) // 2, (w - crop) // 2
-    cut = lambda a: Image.fromarray(a[y0:y0 + crop, x0:x0 + crop])  # noqa: E731
     known = {**classical_codecs(), "vqcodec": vqcodec_codec(model)}
-    mine = [r for r in rows if r["image"] == image_path.name]
-    levels = sorted((r for r in mine if r["codec"] == "vqcodec"), key=lambda r: r["bpp"])
     columns = ["original", "vqcodec"] + [c for c in codecs if c != "vqcodec"]
-    sheet = Image.new("RGB", (crop * len(columns), (crop + 16) * len(levels)), "white")
+    cells = []  # (row, column, tile, caption)
+    for image_path in image_paths:
+        rgb = to_rgb(image_path)
+        y0, x0 = (rgb.shape[0] - crop) // 2, (rgb.shape[1] - crop) // 2
+        mine = [r for r in rows if r["image"] == image_path.name]
+        for level in sorted((r for r in mine if r["codec"] == "vqcodec"), key=lambda r: r["bpp"]):
+            row = len({c[0] for c in cells})
+            for j, name in enumerate(columns):
+                if name == "original":
+                    decoded, caption = rgb, image_path.name
+                else:
+                    best = min((r for r in mine if r["codec"] == name), key=lambda r: abs(r["bpp"] - level["bpp"]))
+                    decoded = known[name].decode(known[name].encode(rgb, best["setting"]))
+                    caption = f"{name} {best['setting']}: {best['bpp']:.3f} bpp"
+                cells.append((row, j, Image.fromarray(decoded[y0:y0 + crop, x0:x0 + crop]), caption))
+    n_rows = len({c[0] for c in cells})
+    sheet = Image.new("RGB", (crop * len(columns), (crop + 16) * n_rows), "white")
     draw = ImageDraw.Draw(sheet)
-    for i, level in enumerate(levels):
-        for j, name in enumerate(columns):
-            if name == "original":
-                tile, caption = cut(rgb), "original"
-            else:
-                cands = [r for r in mine if r["codec"] == name]
-                best = min(cands, key=lambda r: abs(r["bpp"] - level["bpp"]))
-                codec = known[name]
-                tile = cut(codec.decode(codec.encode(rgb, best["setting"])))
-                caption = f"{name} {best['setting']}: {best['bpp']:.3f} bpp"
-            sheet.paste(tile, (j * crop, i * (crop + 16) + 16))
-            draw.text((j * crop + 3, i * (crop + 16) + 2), caption, fill="black")
+    for i, j, tile, caption in cells:
+        sheet.paste(tile, (j * crop, i * (crop + 16) + 16))
+        draw.text((j * crop + 3, i * (crop + 16) + 2), caption, fill="black")
     sheet.save(out)
     return out
 
 
 def write_report(rows: list[dict], out: str | Path, codecs: list[str], folder: str | Path,
-                 command: str, model=None, grid_image: str | None = None) -> dict:
-    """CSV, JSON, markdown, plots and the comparison grid; returns the JSON summary."""
+                 command: str, model=None, grid_images: list[str] | None = None) -> dict:
+    """CSV, JSON, markdown, plots and the comparison grid (of grid_images, file names; default: the
+    first image); returns the JSON summary."""
     out = Path(out)
     write_csv(rows, out / "per_image.csv")
     curves = mean_curves(rows)
@@ -303,6 +305,6 @@ def write_report(rows: list[dict], out: str | Path, codecs: list[str], folder: s
     plot_curves(curves, out / "rd.png")
     if "vqcodec" in codecs:
         files = image_files(Path(folder))
-        target = next((p for p in files if p.name == grid_image), files[0])
-        comparison_grid(target, rows, codecs, out / "comparison_grid.png", model)
+        chosen = [p for p in files if p.name in (grid_images or [])] or files[:1]
+        comparison_grid(chosen, rows, codecs, out / "comparison_grid.png", model)
     return summary
