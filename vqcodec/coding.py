@@ -58,7 +58,7 @@ def _raster(tile: tuple[int, int, int, int], t: int) -> tuple[int, int]:
     return y0 + t // tw, x0 + t % tw
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def walk_prior(prior: IntPrior, quality: int, h: int, w: int,
                choose: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """Visit every token in coding order, position by position. For each (position, depth) step of a
@@ -87,7 +87,7 @@ def walk_prior(prior: IntPrior, quality: int, h: int, w: int,
     return grid
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def _group_frequencies(prior: IntPrior, grid: TokenGrid, group: list) -> tuple[np.ndarray, np.ndarray]:
     """Symbols (n,) and frequencies (n, K) of one tile group in coding order, from one parallel pass."""
     T, q = max(t[2] * t[3] for t in group), grid.quality

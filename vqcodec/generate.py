@@ -15,7 +15,7 @@ from .intprior import IntPrior
 from .zoo import Model, load_model
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def walk_sliding_window(prior: IntPrior, n: int, quality: int, h: int, w: int,
                         choose: Callable[[np.ndarray], np.ndarray], progress: bool = False) -> np.ndarray:
     """Draw n grids (n, quality, h, w) position by position in raster order, each position from the

@@ -187,7 +187,7 @@ class Tokenizer(nn.Module):
         self.quantizer = ResidualQuantizer(cfg)
         self.decoder = Decoder(cfg)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def encode(self, x: torch.Tensor, quality: int) -> torch.Tensor:
         """x: (B, 3, H, W) in [-1, 1], H and W multiples of f -> indices (B, quality, H/f, W/f)."""
         f = self.cfg.downsample
@@ -198,7 +198,7 @@ class Tokenizer(nn.Module):
 
         return _in_tiles(encode_part, x.shape[2] // f, x.shape[3] // f, 1)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
         """indices (B, q, h, w) -> image (B, 3, h*f, w*f) in [-1, 1]."""
         def decode_part(ys: slice, xs: slice) -> torch.Tensor:
