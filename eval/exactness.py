@@ -5,7 +5,10 @@ The float prior's payload is real range-coder output too: its float64 softmax pr
 teacher-forced pass per tile, coded with the same constriction model in the same order as the .vqc
 payload. (Such a file would decode only where the floats are reproduced exactly; that is the point.)
 
+    mkdir -p eval/reference && git show 4c5d231:vqcodec/weights/vqc-v1/prior.safetensors > eval/reference/vqc-v1-prior-fp16.safetensors
     python eval/exactness.py ../shared/data/kodak --out eval/results
+
+The float prior is not shipped: it lives in the repository's history (vqcodec 0.1's weights).
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from vqcodec.prior import PriorModel
 
 HERE = Path(__file__).parent
 FLOAT_PRIOR = HERE / "reference" / "vqc-v1-prior-fp16.safetensors"
+GET_FLOAT_PRIOR = "git show 4c5d231:vqcodec/weights/vqc-v1/prior.safetensors > eval/reference/vqc-v1-prior-fp16.safetensors"
 
 
 @torch.no_grad()
@@ -57,6 +61,8 @@ def main() -> None:
     ap.add_argument("--float-prior", type=Path, default=FLOAT_PRIOR)
     args = ap.parse_args()
 
+    if not args.float_prior.is_file():
+        raise SystemExit(f"{args.float_prior} is missing; get vqcodec 0.1's float prior with:\n  mkdir -p eval/reference && {GET_FLOAT_PRIOR}")
     model = vqcodec.load_model()
     float_prior = PriorModel(model.prior.cfg)
     float_prior.load_state_dict({k: v.float() for k, v in load_file(str(args.float_prior)).items()})
