@@ -99,3 +99,14 @@ def test_a_new_run_can_start_from_a_model_folder_with_more_depths(image_folder, 
     np.testing.assert_array_equal(started["model.decoder.last.weight"].numpy(),
                                   trained["model.decoder.last.weight"].half().float().numpy())
     assert started["model.quantizer.codebooks"][2].abs().sum() > 0  # the new depth was initialised
+
+
+def test_discriminator_warms_up_before_the_generator_follows_it(image_folder, tmp_path):
+    tc = TokenizerTrainConfig(data=str(image_folder), out=str(tmp_path), steps=4, batch=2, crop=32, lpips_weight=0.0,
+                              disc_start=3, disc_warmup=2, log_every=1)
+    ckpt = train_tokenizer(tc, TINY)
+    log = [json.loads(line) for line in (tmp_path / "tokenizer_log.jsonl").read_text().splitlines()]
+    assert [("d" in r, "lam" in r) for r in log] == [(False, False), (True, False), (True, False), (True, True)]
+    fresh = weights(tokenizer_run(image_folder, tmp_path / "no_gan", steps=1))  # a discriminator never trained
+    trained = weights(ckpt)
+    assert not np.array_equal(fresh["disc.net.0.weight"].numpy(), trained["disc.net.0.weight"].numpy())

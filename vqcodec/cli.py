@@ -231,14 +231,16 @@ def train() -> None:
 @click.option("--crop", type=int, default=128, show_default=True)
 @click.option("--lr", type=float, default=2e-4, show_default=True)
 @click.option("--disc-start", type=int, default=2000, show_default=True, help="Step that switches the GAN loss on.")
+@click.option("--disc-warmup", type=int, default=0, show_default=True,
+              help="Steps the discriminator trains alone before --disc-start.")
 @click.option("--freeze-encoder", is_flag=True, help="Train the decoder only (token grids stay fixed).")
 @click.option("--depth", type=int, default=None, help="Residual depths (= quality levels) of a new run [default: 4].")
 @click.option("--init-from", type=click.Path(exists=True, file_okay=False), default=None,
               help="Start a new run from the tokenizer of this model folder (e.g. vqcodec/weights/vqc-v1); "
                    "depths beyond its own are k-means initialised.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def train_tokenizer_cmd(data, out, steps, minutes, batch, crop, lr, disc_start, freeze_encoder, depth, init_from,
-                        seed) -> None:
+def train_tokenizer_cmd(data, out, steps, minutes, batch, crop, lr, disc_start, disc_warmup, freeze_encoder, depth,
+                        init_from, seed) -> None:
     """Train the VQ-GAN tokenizer on the images under DATA."""
     from .tokenizer import TokenizerConfig
     from .train.tokenizer import TokenizerTrainConfig, train_tokenizer
@@ -249,7 +251,8 @@ def train_tokenizer_cmd(data, out, steps, minutes, batch, crop, lr, disc_start, 
     if depth:
         model_cfg = replace(model_cfg or TokenizerConfig(), depth=depth)
     train_tokenizer(TokenizerTrainConfig(data=data, out=out, steps=steps, minutes=minutes, batch=batch, crop=crop,
-                                         lr=lr, disc_start=disc_start, freeze_encoder=freeze_encoder,
+                                         lr=lr, disc_start=disc_start, disc_warmup=disc_warmup,
+                                         freeze_encoder=freeze_encoder,
                                          init_from=init_from or "", seed=seed), model_cfg)
 
 

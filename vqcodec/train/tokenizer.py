@@ -32,6 +32,8 @@ class TokenizerTrainConfig:
     warmup: int = 100
     lpips_weight: float = 1.0
     disc_start: int = 2000       # GAN off until reconstruction has converged
+    disc_warmup: int = 0         # the discriminator trains alone this many steps before disc_start: a fresh
+                                 # one against a trained generator gives a useless gradient at first
     disc_weight: float = 0.8
     restart_every: int = 50      # dead-code restarts: entries unused for this many steps
     ckpt_every: int = 100
@@ -177,6 +179,7 @@ def train_tokenizer(tc: TokenizerTrainConfig, mc: TokenizerConfig | None = None)
         rec_loss = l1 + tc.lpips_weight * perceptual
         loss = rec_loss + o["vq_loss"]
         gan_on = step >= tc.disc_start
+        disc_on = step >= tc.disc_start - tc.disc_warmup
         stats = {"l1": l1.item(), "lpips": perceptual.item(), "vq": o["vq_loss"].item()}
         if gan_on:
             disc.requires_grad_(False)  # the generator's step leaves the discriminator alone
@@ -187,7 +190,7 @@ def train_tokenizer(tc: TokenizerTrainConfig, mc: TokenizerConfig | None = None)
         opt_g.zero_grad(set_to_none=True)
         loss.backward()
         opt_g.step()
-        if gan_on:
+        if disc_on:
             disc.requires_grad_(True)
             d_loss = hinge_d_loss(train_disc(x), train_disc(rec.detach()))
             opt_d.zero_grad(set_to_none=True)
