@@ -91,14 +91,17 @@ def test_invalid_quality_is_refused(model, small_photo):
             vqcodec.compress(small_photo, quality=q, model=model)
 
 
+def another_model(folder):
+    """A copy of the default model with one setting changed: any change of the files is another model."""
+    shutil.copytree(vqcodec.zoo.MODELS[vqcodec.zoo.DEFAULT_MODEL], folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["default_quality"] = 3 - cfg["default_quality"] % 2
+    (folder / "config.json").write_text(json.dumps(cfg))
+    return vqcodec.load_model(folder)
+
+
 def test_file_from_another_model_is_refused_naming_both(model, small_photo, tmp_path):
-    other_dir = tmp_path / "other-model"
-    shutil.copytree(vqcodec.zoo.MODELS[vqcodec.zoo.DEFAULT_MODEL], other_dir)
-    cfg_path = other_dir / "config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg["default_quality"] = 3 - cfg["default_quality"] % 2  # any change of the files is another model
-    cfg_path.write_text(json.dumps(cfg))
-    other = vqcodec.load_model(other_dir)
+    other = another_model(tmp_path / "other-model")
     assert other.model_id != model.model_id
     data = vqcodec.compress(small_photo, quality=1, model=other)
     with pytest.raises(vqcodec.ModelMismatch) as e:
@@ -108,6 +111,14 @@ def test_file_from_another_model_is_refused_naming_both(model, small_photo, tmp_
         vqcodec.decompress(data, model=model)
     assert other.model_id.hex() in str(e.value) and model.model_id.hex() in str(e.value)
     assert vqcodec.decompress(data, model=other).size == (128, 96)
+
+
+def test_file_from_a_retired_model_says_where_to_find_it(model, small_photo, tmp_path, monkeypatch):
+    retired = another_model(tmp_path / "retired-model")
+    monkeypatch.setitem(vqcodec.zoo.RETIRED_MODELS, retired.model_id, "old-model, shipped by vqcodec 0.0")
+    data = vqcodec.compress(small_photo, quality=1, model=retired)
+    with pytest.raises(vqcodec.ModelMismatch, match="old-model, shipped by vqcodec 0.0"):
+        vqcodec.decompress(data)
 
 
 def test_unknown_model_name_is_a_clear_error():

@@ -10,7 +10,7 @@ from . import bitstream
 from .bitstream import Coder, FormatError, Header
 from .coding import TokenGrid, decode_tokens, encode_tokens
 from .images import ImageLike, to_rgb
-from .zoo import Model, find_model_by_id, load_model
+from .zoo import RETIRED_MODELS, Model, find_model_by_id, load_model
 
 
 class ModelMismatch(FormatError):
@@ -86,6 +86,10 @@ def compress(image: ImageLike, quality: int | None = None, model: Model | str | 
 def _decoding_model(header: Header, model: Model | str | None, device: str) -> Model:
     if model is None:
         name = find_model_by_id(header.model_id)
+        if name is None and header.model_id in RETIRED_MODELS:
+            raise ModelMismatch(f"this file was made by model {header.model_id.hex()} "
+                                f"({RETIRED_MODELS[header.model_id]}), which this version no longer ships: decode "
+                                "it with that version, or pass that model's folder as the model")
         if name is None:
             raise ModelMismatch(f"this file was made by model {header.model_id.hex()}, which is not a shipped "
                                 "model: pass the model that made it")

@@ -18,6 +18,9 @@ from .tokenizer import Tokenizer, TokenizerConfig
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MODELS = {"vqc-v1": WEIGHTS_DIR / "vqc-v1"}  # shipped models by name
 DEFAULT_MODEL = "vqc-v1"
+# Models that earlier versions shipped, by the 4-byte id their files carry: a file made by one says where
+# its model can be found instead of only that it is unknown.
+RETIRED_MODELS = {bytes.fromhex("42abd8b8"): "vqc-v1, shipped by vqcodec 0.2"}
 FILES = ("config.json", "tokenizer.safetensors", "prior_int8.safetensors")
 
 
