@@ -13,6 +13,7 @@ from PIL import Image
 from safetensors.torch import load_file
 from skimage import data as skdata
 
+import vqcodec
 from vqcodec.prior import PriorConfig
 from vqcodec.tokenizer import TokenizerConfig
 from vqcodec.train.prior import PriorTrainConfig, train_prior
@@ -110,3 +111,23 @@ def test_discriminator_warms_up_before_the_generator_follows_it(image_folder, tm
     fresh = weights(tokenizer_run(image_folder, tmp_path / "no_gan", steps=1))  # a discriminator never trained
     trained = weights(ckpt)
     assert not np.array_equal(fresh["disc.net.0.weight"].numpy(), trained["disc.net.0.weight"].numpy())
+
+
+def test_export_refuses_a_prior_trained_on_another_encoders_tokens(image_folder, tmp_path):
+    from vqcodec.train.export import export_run
+
+    run = tmp_path / "run"
+    tokenizer_run(image_folder, run, steps=2)
+    pc = PriorConfig(codebook_size=16, depth=2, window=4, n_layer=1, n_head=2, n_embd=16)
+    train_prior(PriorTrainConfig(data=str(image_folder), out=str(run), steps=2, batch=4, warmup=1, eval_every=100,
+                                 holdout=0.5), pc)
+    tc = TokenizerTrainConfig(data=str(image_folder), out=str(run), steps=3, batch=2, crop=32, lpips_weight=0.0,
+                              disc_start=100, freeze_encoder=True)
+    train_tokenizer(tc, TINY)  # the decoder moves, the token grids do not: the prior still fits
+    export_run(run, tmp_path / "model", 1)
+    model = vqcodec.load_model(tmp_path / "model")
+    data = vqcodec.compress(Image.open(next(image_folder.glob("*.png"))), model=model)
+    assert vqcodec.decompress(data, model=model).size == (96, 64)
+    train_tokenizer(replace(tc, steps=4, freeze_encoder=False), TINY)
+    with pytest.raises(ValueError, match="another encoder"):
+        export_run(run, tmp_path / "model2", 1)

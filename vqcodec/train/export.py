@@ -11,6 +11,7 @@ from ..prior import PriorConfig, PriorModel
 from ..tokenizer import Tokenizer, TokenizerConfig
 from ..zoo import export_model
 from .checkpoint import load_checkpoint
+from .prior import token_cache_name
 from .quantize import calibration_tiles, quantize_prior
 
 CALIBRATION_TILES = 256
@@ -25,6 +26,10 @@ def export_run(run: Path, dst: Path, default_quality: int) -> bytes:
     load_checkpoint(run / "prior_ckpt", {"model": prior}, {})
     if not 1 <= default_quality <= tokenizer.cfg.depth:
         raise ValueError(f"default quality must be from 1 to {tokenizer.cfg.depth}")
+    if prior_meta["tokens"] != token_cache_name(tokenizer):
+        raise ValueError(f"the prior in {run} was trained on the token grids of another encoder or codebooks "
+                         f"({prior_meta['tokens']}, this tokenizer makes {token_cache_name(tokenizer)}): "
+                         "train the prior on this tokenizer's grids")
     tokens = run / prior_meta["tokens"]
     if not tokens.is_file():
         raise FileNotFoundError(f"{tokens} (the prior's training token grids, for calibration) is missing")

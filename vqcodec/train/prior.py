@@ -39,6 +39,14 @@ class PriorTrainConfig:
 
 
 @torch.no_grad()
+def token_cache_name(tokenizer: Tokenizer) -> str:
+    """The cache file of a tokenizer's grids, named by a digest of what decides them: the encoder and
+    the codebooks (the decoder may change without changing a single index)."""
+    digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in
+                                     (*tokenizer.encoder.parameters(), tokenizer.quantizer.codebooks))).hexdigest()
+    return f"tokens_{digest[:12]}.npz"
+
+
 def token_cache(tokenizer: Tokenizer, data: Path, cache: Path) -> list[np.ndarray]:
     """Full-depth index grids (depth, h, w) of every image and its mirror image, computed once."""
     if cache.exists():
@@ -108,9 +116,7 @@ def train_prior(tc: PriorTrainConfig, pc: PriorConfig | None = None) -> Path:
     tokenizer = Tokenizer(TokenizerConfig.from_dict(tok_meta["model"]))
     load_checkpoint(out / "tokenizer_ckpt", {"model": tokenizer}, {})
     tokenizer.eval()
-    digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in
-                                     (*tokenizer.encoder.parameters(), tokenizer.quantizer.codebooks))).hexdigest()[:12]
-    grids = token_cache(tokenizer, Path(tc.data), out / f"tokens_{digest}.npz")
+    grids = token_cache(tokenizer, Path(tc.data), out / token_cache_name(tokenizer))
     every = max(2, round(1 / tc.holdout))  # every n-th image (with its mirror) is held out
     held = [g for k, g in enumerate(grids) if (k // 2) % every == 0]
     train_grids = [g for k, g in enumerate(grids) if (k // 2) % every != 0]
@@ -164,7 +170,7 @@ def train_prior(tc: PriorTrainConfig, pc: PriorConfig | None = None) -> Path:
             save_checkpoint(ckpt, {"model": prior}, {"opt": opt},
                             {"step": step, "wall_seconds": time.time() - t_start, "model": pc.to_dict(),
                              "train": asdict(tc), "data_rng": sampler.rng.bit_generator.state,
-                             "heldout_bits": held_bits, "tokens": f"tokens_{digest}.npz"})
+                             "heldout_bits": held_bits, "tokens": token_cache_name(tokenizer)})
         if out_of_time:
             break
     bar.close()

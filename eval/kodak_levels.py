@@ -2,7 +2,7 @@
 and decode seconds, and bits per token with the prior against uniform coding.
 
     VQCODEC_LPIPS_WEIGHTS=../shared/weights/lpips_alex_v0.1.safetensors \
-        python eval/kodak_v1.py ../shared/data/kodak --out eval/results
+        python eval/kodak_levels.py ../shared/data/kodak --out eval/results
 """
 from __future__ import annotations
 
@@ -27,10 +27,12 @@ def main() -> None:
     ap.add_argument("kodak", type=Path)
     ap.add_argument("--out", type=Path, default=Path("eval/results"))
     ap.add_argument("--model", default=None)
-    ap.add_argument("--name", default="v1", help="results are written to OUT/NAME.{csv,json,md}")
+    ap.add_argument("--name", default=None, help="results go to OUT/NAME_kodak.{csv,json} and NAME_kodak_table.md "
+                    "(default: the model's name)")
     args = ap.parse_args()
 
     model = vqcodec.load_model(args.model)
+    args.name = args.name or model.name
     lp = load_lpips()
     files = sorted(args.kodak.glob("*.png"))
     rows = []
