@@ -1,6 +1,6 @@
 """Decode every reference vector under every arithmetic setting this machine offers and compare the
 index grids with the recorded SHA-256 (and the pixels with the recorded PNG, within +-1): torch threads
-1 and all, float32 and float64 GEMM accumulation, and CUDA when a GPU is present. Prints a Markdown
+1 and all, int8 (int32 accumulation), float32 and float64 GEMMs, and CUDA when a GPU is present. Prints a Markdown
 table for bitstreams/README.md; exits non-zero on any mismatch.
 
     python bitstreams/check_vectors.py
@@ -19,7 +19,7 @@ from PIL import Image
 import vqcodec
 from vqcodec.codec import decode_grid, detokenize
 from vqcodec.eval import machine_description
-from vqcodec.intprior import IntPrior
+from vqcodec.intprior import IntPrior, int8_gemm_available
 
 VECTORS = Path(__file__).parent / "vectors"
 
@@ -27,8 +27,10 @@ VECTORS = Path(__file__).parent / "vectors"
 def settings() -> list[tuple[str, str, int, torch.dtype]]:
     threads = sorted({1, torch.get_num_threads()})
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    accumulations = {"cpu": ([torch.int32] if int8_gemm_available() else []) + [torch.float32, torch.float64],
+                     "cuda": [torch.float32, torch.float64]}
     return [(f"{device}, {n} thread{'s' * (n > 1)}, {str(acc).removeprefix('torch.')}", device, n, acc)
-            for device in devices for n in threads for acc in (torch.float32, torch.float64)]
+            for device in devices for n in threads for acc in accumulations[device]]
 
 
 def main() -> int:

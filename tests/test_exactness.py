@@ -1,12 +1,12 @@
 """The integer prior gives the same frequencies, bit for bit, however it is evaluated: one parallel
-pass or position by position, one tile or a batch, one thread or two, float32 or float64 GEMMs.
+pass or position by position, one tile or a batch, one thread or two, int8 / float32 / float64 GEMMs.
 (Across machines: tests/test_vectors.py decodes reference files to their recorded grids.)"""
 import numpy as np
 import pytest
 import torch
 
 from vqcodec.codec import tokenize
-from vqcodec.intprior import IntPrior, exact_matmul
+from vqcodec.intprior import IntPrior, exact_matmul, int8_gemm_available
 
 
 def tiles_of(grid: np.ndarray, shapes: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -72,10 +72,18 @@ def test_one_thread_equals_two(model, tiles):
     assert torch.equal(one, two)
 
 
-def test_float32_accumulation_equals_float64(model, tiles):
-    as_float64 = IntPrior(model.prior.cfg, model.prior.t, accumulate=torch.float64)
-    assert model.prior.accumulate == torch.float32
-    assert torch.equal(as_float64.forward(*tiles), model.prior.forward(*tiles))
+@pytest.mark.parametrize("accumulate", [torch.int32, torch.float32, torch.float64])
+def test_every_gemm_accumulation_gives_the_same_frequencies(model, tiles, accumulate):
+    if accumulate == torch.int32 and not int8_gemm_available():
+        pytest.skip("this torch has no int8 GEMM on the CPU")
+    reference = IntPrior(model.prior.cfg, model.prior.t, accumulate=torch.float64)
+    prior = IntPrior(model.prior.cfg, model.prior.t, accumulate=accumulate)
+    assert prior.accumulate == accumulate
+    expected = reference.forward(*tiles)
+    assert torch.equal(prior.forward(*tiles), expected)
+    stepped = step_by_step(prior, *tiles)
+    for b, n in enumerate(tiles[1].tolist()):
+        assert torch.equal(stepped[b, :n], expected[b, :n])
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
