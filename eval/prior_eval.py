@@ -7,6 +7,8 @@
    independent tiles: ideal code length (bits per index) and wall time, on the first N images.
 
     python eval/prior_eval.py ../shared/data/train ../shared/data/kodak --out eval/results
+
+Results: OUT/MODEL_prior_eval.json.
 """
 from __future__ import annotations
 
@@ -89,7 +91,7 @@ def main() -> None:
     ap.add_argument("train", type=Path)
     ap.add_argument("kodak", type=Path)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    ap.add_argument("--images", type=int, default=3, help="Kodak images for the sliding-window comparison")
+    ap.add_argument("--images", type=int, default=3, help="Kodak images for the sliding-window comparison (0: none)")
     args = ap.parse_args()
     model = vqcodec.load_model()
     result = {"model": model.name, "machine": machine_description(), "heldout_bits_per_index": heldout_nll(model, args.train)}
@@ -108,7 +110,7 @@ def main() -> None:
                          "tiles_pass_s": t1 - t0, "window_walk_s": t2 - t1})
     result["sliding_window"] = rows
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "prior_eval.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / f"{model.name}_prior_eval.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result["heldout_bits_per_index"]))
     for r in rows:
         print(r)
