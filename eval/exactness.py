@@ -5,10 +5,17 @@ The float prior's payload is real range-coder output too: its float64 softmax pr
 teacher-forced pass per tile, coded with the same constriction model in the same order as the .vqc
 payload. (Such a file would decode only where the floats are reproduced exactly; that is the point.)
 
-    mkdir -p eval/reference && git show 4c5d231:vqcodec/weights/vqc-v1/prior.safetensors > eval/reference/vqc-v1-prior-fp16.safetensors
-    python eval/exactness.py ../shared/data/kodak --out eval/results
+    python eval/exactness.py ../shared/data/kodak --model MODEL_DIR --float-prior FLOAT_PRIOR --out eval/results
 
-The float prior is not shipped: it lives in the repository's history (vqcodec 0.1's weights).
+The float prior is never shipped. The measurement in eval/results/exactness.md is of vqc-v1, which lives
+in the repository's history (its float prior is vqcodec 0.1's, its integer model vqcodec 0.2's):
+
+    mkdir -p eval/reference/vqc-v1
+    for f in config.json tokenizer.safetensors prior_int8.safetensors; do
+        git show v0.2.0:vqcodec/weights/vqc-v1/$f > eval/reference/vqc-v1/$f; done
+    git show 4c5d231:vqcodec/weights/vqc-v1/prior.safetensors > eval/reference/vqc-v1-prior-fp16.safetensors
+    python eval/exactness.py ../shared/data/kodak --model eval/reference/vqc-v1 \
+        --float-prior eval/reference/vqc-v1-prior-fp16.safetensors
 """
 from __future__ import annotations
 
@@ -31,8 +38,6 @@ from vqcodec.images import to_rgb
 from vqcodec.prior import PriorModel
 
 HERE = Path(__file__).parent
-FLOAT_PRIOR = HERE / "reference" / "vqc-v1-prior-fp16.safetensors"
-GET_FLOAT_PRIOR = "git show 4c5d231:vqcodec/weights/vqc-v1/prior.safetensors > eval/reference/vqc-v1-prior-fp16.safetensors"
 
 
 @torch.no_grad()
@@ -58,12 +63,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("kodak", type=Path)
     ap.add_argument("--out", type=Path, default=HERE / "results")
-    ap.add_argument("--float-prior", type=Path, default=FLOAT_PRIOR)
+    ap.add_argument("--model", required=True, help="model name or folder (its integer prior)")
+    ap.add_argument("--float-prior", type=Path, required=True, help="the float prior it was quantized from "
+                    "(fp16 safetensors of PriorModel)")
     args = ap.parse_args()
 
-    if not args.float_prior.is_file():
-        raise SystemExit(f"{args.float_prior} is missing; get vqcodec 0.1's float prior with:\n  mkdir -p eval/reference && {GET_FLOAT_PRIOR}")
-    model = vqcodec.load_model()
+    model = vqcodec.load_model(args.model)
     float_prior = PriorModel(model.prior.cfg)
     float_prior.load_state_dict({k: v.float() for k, v in load_file(str(args.float_prior)).items()})
     float_prior.eval()
