@@ -24,6 +24,7 @@ CASES = {
     "astronaut-q2-uniform": (lambda: skdata.astronaut()[0:64, 192:256], 2, "uniform"),
     "camera-gray-q2-prior": (lambda: skdata.camera()[200:280, 180:300], 2, "prior"),
     "astronaut-q4-prior": (lambda: skdata.astronaut()[100:400, 40:440], 4, "prior"),
+    "rocket-q5-prior": (lambda: skdata.rocket()[120:216, 200:360], 5, "prior"),
     # 16 x 4112 pixels (astronaut's bands side by side): a 1 x 257 token grid in 17 tiles, two tile groups
     "strip-q3-prior": (lambda: np.concatenate([skdata.astronaut()[16 * i:16 * i + 16] for i in range(9)], 1)[:, :4112],
                        3, "prior"),

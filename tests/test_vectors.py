@@ -31,7 +31,7 @@ def test_reference_file_decodes_to_its_recorded_grid_and_pixels(name):
 
 def test_vectors_cover_both_coders_every_level_and_several_tile_groups():
     assert {e["coder"] for e in RECORD.values()} == {"uniform", "prior"}
-    assert {e["quality"] for e in RECORD.values()} == {1, 2, 3, 4}
     model = vqcodec.load_model()
+    assert {e["quality"] for e in RECORD.values()} == set(range(1, model.levels + 1))
     f, window = model.downsample, model.prior.cfg.window
     assert any(len(tile_groups(-(-e["height"] // f), -(-e["width"] // f), window)) > 1 for e in RECORD.values())
