@@ -203,17 +203,23 @@ def demo(dst: str, quality: int | None, model: str | None) -> None:
 @click.option("--model", "-m", default=None, help="vqcodec model name or folder.")
 @click.option("--grid-image", default=None,
               help="File name(s), comma-separated, of the images for the comparison grid [default: the first].")
-def bench(folder: str, codecs: str, out: str, model: str | None, grid_image: str | None) -> None:
+@click.option("--grid-codecs", default=None,
+              help="Comma-separated codecs shown beside vqcodec in the comparison grid [default: all benchmarked].")
+def bench(folder: str, codecs: str, out: str, model: str | None, grid_image: str | None,
+          grid_codecs: str | None) -> None:
     """Rate-distortion benchmark of the images under FOLDER: CSV, JSON, markdown, plots, BD-rates."""
     from .eval import run_bench, write_report
 
     names = [c.strip() for c in codecs.split(",") if c.strip()]
+    shown = ["vqcodec"] + [c.strip() for c in grid_codecs.split(",") if c.strip()] if grid_codecs else None
+    if shown and not set(shown) <= set(names):
+        raise click.ClickException(f"--grid-codecs {grid_codecs}: the grid can only show benchmarked codecs ({codecs})")
     rows = run_bench(folder, names, out, model, log=lambda m: click.echo(f"vqcodec: {m}", err=True))
     if not rows:
         raise click.ClickException(f"no readable images under {folder}")
     command = "vqcodec bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else f"vqcodec bench {folder}"
     grid_images = [g.strip() for g in grid_image.split(",")] if grid_image else None
-    write_report(rows, out, names, folder, command, model, grid_images)
+    write_report(rows, out, names, folder, command, model, grid_images, shown)
     click.echo(Path(out, "results.md").read_text())
 
 

@@ -279,9 +279,10 @@ def comparison_grid(image_paths: list[Path], rows: list[dict], codecs: list[str]
 
 
 def write_report(rows: list[dict], out: str | Path, codecs: list[str], folder: str | Path,
-                 command: str, model=None, grid_images: list[str] | None = None) -> dict:
-    """CSV, JSON, markdown, plots and the comparison grid (of grid_images, file names; default: the
-    first image); returns the JSON summary."""
+                 command: str, model=None, grid_images: list[str] | None = None,
+                 grid_codecs: list[str] | None = None) -> dict:
+    """CSV, JSON, markdown, plots and the comparison grid (of grid_images, file names, default: the
+    first image; of grid_codecs, default: all of codecs); returns the JSON summary."""
     out = Path(out)
     write_csv(rows, out / "per_image.csv")
     curves = mean_curves(rows)
@@ -306,5 +307,5 @@ def write_report(rows: list[dict], out: str | Path, codecs: list[str], folder: s
     if "vqcodec" in codecs:
         files = image_files(Path(folder))
         chosen = [p for p in files if p.name in (grid_images or [])] or files[:1]
-        comparison_grid(chosen, rows, codecs, out / "comparison_grid.png", model)
+        comparison_grid(chosen, rows, grid_codecs or codecs, out / "comparison_grid.png", model)
     return summary
