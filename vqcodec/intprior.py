@@ -99,9 +99,10 @@ class IntPrior:
 
     def to(self, device: str | torch.device) -> "IntPrior":
         self.t = {k: v.to(device) for k, v in self.t.items()}
-        self.w = {k: v.to(device) for k, v in self.w.items()}
         if self.accumulate == torch.int32 and self.device.type != "cpu":
             self._set_gemm_weights(torch.float32)  # torch's int8 GEMM elsewhere has shape limits
+        else:
+            self.w = {k: v.to(device) for k, v in self.w.items()}
         return self
 
     @property

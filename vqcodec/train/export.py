@@ -26,9 +26,10 @@ def export_run(run: Path, dst: Path, default_quality: int) -> bytes:
     load_checkpoint(run / "prior_ckpt", {"model": prior}, {})
     if not 1 <= default_quality <= tokenizer.cfg.depth:
         raise ValueError(f"default quality must be from 1 to {tokenizer.cfg.depth}")
-    if prior_meta["tokens"] != token_cache_name(tokenizer):
+    expected = token_cache_name(tokenizer)
+    if prior_meta["tokens"] != expected:
         raise ValueError(f"the prior in {run} was trained on the token grids of another encoder or codebooks "
-                         f"({prior_meta['tokens']}, this tokenizer makes {token_cache_name(tokenizer)}): "
+                         f"({prior_meta['tokens']}, this tokenizer makes {expected}): "
                          "train the prior on this tokenizer's grids")
     tokens = run / prior_meta["tokens"]
     if not tokens.is_file():

@@ -116,7 +116,8 @@ def train_prior(tc: PriorTrainConfig, pc: PriorConfig | None = None) -> Path:
     tokenizer = Tokenizer(TokenizerConfig.from_dict(tok_meta["model"]))
     load_checkpoint(out / "tokenizer_ckpt", {"model": tokenizer}, {})
     tokenizer.eval()
-    grids = token_cache(tokenizer, Path(tc.data), out / token_cache_name(tokenizer))
+    tokens = token_cache_name(tokenizer)
+    grids = token_cache(tokenizer, Path(tc.data), out / tokens)
     every = max(2, round(1 / tc.holdout))  # every n-th image (with its mirror) is held out
     held = [g for k, g in enumerate(grids) if (k // 2) % every == 0]
     train_grids = [g for k, g in enumerate(grids) if (k // 2) % every != 0]
@@ -170,7 +171,7 @@ def train_prior(tc: PriorTrainConfig, pc: PriorConfig | None = None) -> Path:
             save_checkpoint(ckpt, {"model": prior}, {"opt": opt},
                             {"step": step, "wall_seconds": time.time() - t_start, "model": pc.to_dict(),
                              "train": asdict(tc), "data_rng": sampler.rng.bit_generator.state,
-                             "heldout_bits": held_bits, "tokens": token_cache_name(tokenizer)})
+                             "heldout_bits": held_bits, "tokens": tokens})
         if out_of_time:
             break
     bar.close()
