@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from safetensors.torch import load_file
 from skimage import data as skdata
@@ -113,10 +114,8 @@ def test_discriminator_warms_up_before_the_generator_follows_it(image_folder, tm
     assert not np.array_equal(fresh["disc.net.0.weight"].numpy(), trained["disc.net.0.weight"].numpy())
 
 
-def test_export_refuses_a_prior_trained_on_another_encoders_tokens(image_folder, tmp_path):
-    from vqcodec.train.export import export_run
-
-    run = tmp_path / "run"
+def run_with_prior_and_new_decoder(image_folder, run):
+    """A tokenizer run, a prior on its grids, then a few decoder-only steps; returns the decoder-only config."""
     tokenizer_run(image_folder, run, steps=2)
     pc = PriorConfig(codebook_size=16, depth=2, window=4, n_layer=1, n_head=2, n_embd=16)
     train_prior(PriorTrainConfig(data=str(image_folder), out=str(run), steps=2, batch=4, warmup=1, eval_every=100,
@@ -124,6 +123,14 @@ def test_export_refuses_a_prior_trained_on_another_encoders_tokens(image_folder,
     tc = TokenizerTrainConfig(data=str(image_folder), out=str(run), steps=3, batch=2, crop=32, lpips_weight=0.0,
                               disc_start=100, freeze_encoder=True)
     train_tokenizer(tc, TINY)  # the decoder moves, the token grids do not: the prior still fits
+    return tc
+
+
+def test_export_refuses_a_prior_trained_on_another_encoders_tokens(image_folder, tmp_path):
+    from vqcodec.train.export import export_run
+
+    run = tmp_path / "run"
+    tc = run_with_prior_and_new_decoder(image_folder, run)
     export_run(run, tmp_path / "model", 1)
     model = vqcodec.load_model(tmp_path / "model")
     data = vqcodec.compress(Image.open(next(image_folder.glob("*.png"))), model=model)
@@ -131,3 +138,30 @@ def test_export_refuses_a_prior_trained_on_another_encoders_tokens(image_folder,
     train_tokenizer(replace(tc, steps=4, freeze_encoder=False), TINY)
     with pytest.raises(ValueError, match="another encoder"):
         export_run(run, tmp_path / "model2", 1)
+
+
+def test_a_new_decoder_reads_the_files_of_the_model_it_replaces(image_folder, tmp_path, monkeypatch):
+    from vqcodec.codec import decode_grid
+    from vqcodec.train.export import export_run, files_it_reads
+
+    run = tmp_path / "run"
+    tc = run_with_prior_and_new_decoder(image_folder, run)
+    export_run(run, tmp_path / "old", 1)
+    train_tokenizer(replace(tc, steps=6), TINY)  # three more decoder-only steps
+    export_run(run, tmp_path / "new", 1, reads_files_of=tmp_path / "old")
+    old, new = vqcodec.load_model(tmp_path / "old"), vqcodec.load_model(tmp_path / "new")
+    assert old.model_id != new.model_id
+    image = Image.open(next(image_folder.glob("*.png")))
+    data = vqcodec.compress(image, model=old)
+    np.testing.assert_array_equal(decode_grid(data, model=new)[1].indices, decode_grid(data, model=old)[1].indices)
+    assert not np.array_equal(np.asarray(vqcodec.decompress(data, model=new)),
+                              np.asarray(vqcodec.decompress(data, model=old)))
+    monkeypatch.setitem(vqcodec.zoo.MODELS, "new-model", tmp_path / "new")  # shipped instead of the old one
+    assert vqcodec.decompress(data) == vqcodec.decompress(data, model=new)
+    with pytest.raises(vqcodec.ModelMismatch):  # the old model cannot read the new one's files
+        vqcodec.decompress(vqcodec.compress(image, model=new), model=old)
+    with torch.no_grad():
+        new.tokenizer.quantizer.codebooks[0, 0] += 1
+    with pytest.raises(ValueError, match="codebooks"):
+        files_it_reads(tmp_path / "old", new.tokenizer, new.prior.cfg,
+                       load_file(str(tmp_path / "new" / "prior_int8.safetensors")))

@@ -280,11 +280,14 @@ def train_prior_cmd(data, out, steps, minutes, batch, seed) -> None:
 @click.argument("run")
 @click.argument("dst")
 @click.option("--default-quality", type=int, default=2, show_default=True)
-def export_cmd(run: str, dst: str, default_quality: int) -> None:
+@click.option("--reads-files-of", type=click.Path(exists=True, file_okay=False), default=None,
+              help="An earlier model folder whose files the new model decodes: allowed when the run kept its "
+                   "codebooks and prior (a decoder-only run), checked.")
+def export_cmd(run: str, dst: str, default_quality: int, reads_files_of: str | None) -> None:
     """Write the model of run folder RUN into the model folder DST (fp16 safetensors + config)."""
     from .train.export import export_run
 
-    identity = export_run(Path(run), Path(dst), default_quality)
+    identity = export_run(Path(run), Path(dst), default_quality, Path(reads_files_of) if reads_files_of else None)
     click.echo(f"{dst}: model {identity[:4].hex()} (sha256 {identity.hex()})")
 
 

@@ -1,6 +1,8 @@
 """Shipped models and loading: a model is a folder with config.json, tokenizer.safetensors (fp16) and
 prior_int8.safetensors (the integer-exact prior, intprior.py); its identity is the SHA-256 of those
-three files."""
+three files. A model may also read the files of earlier models whose codebooks and prior it shares
+(config.json "reads_files_of", checked by the export): only its decoder differs, so their token grids
+decode exactly and are drawn by its decoder."""
 from __future__ import annotations
 
 import hashlib
@@ -36,6 +38,11 @@ class Model:
     prior: IntPrior
     identity: bytes  # SHA-256 of the model's files
     default_quality: int
+    reads_files_of: dict[bytes, str]  # model id -> name of the earlier models whose files it decodes
+
+    def reads(self, model_id: bytes) -> bool:
+        """Whether a file carrying model_id decodes exactly with this model."""
+        return model_id == self.model_id or model_id in self.reads_files_of
 
     @property
     def model_id(self) -> bytes:
@@ -103,15 +110,19 @@ def load_model(name: str | Path | None = None, device: str = "cpu") -> Model:
         tokenizer.load_state_dict({k: v.float() for k, v in load_file(str(folder / FILES[1])).items()})
         tokenizer.eval().requires_grad_(False)
         prior = IntPrior(PriorConfig.from_dict(cfg["prior"]), load_file(str(folder / FILES[2])))
+        reads = {bytes.fromhex(k): v for k, v in cfg.get("reads_files_of", {}).items()}
         _cache[key] = Model(label, tokenizer, prior, model_identity(folder),
-                            cfg.get("default_quality", 1)).to(device)
+                            cfg.get("default_quality", 1), reads).to(device)
     return _cache[key]
 
 
 def find_model_by_id(model_id: bytes) -> str | None:
-    """The shipped model whose identity starts with model_id, if any."""
+    """The shipped model whose identity starts with model_id or that reads that model's files, if any."""
     for name, folder in MODELS.items():
-        if all((folder / f).is_file() for f in FILES) and model_identity(folder)[:4] == model_id:
+        if not all((folder / f).is_file() for f in FILES):
+            continue
+        reads = json.loads((folder / FILES[0]).read_text()).get("reads_files_of", {})
+        if model_identity(folder)[:4] == model_id or model_id.hex() in reads:
             return name
     return None
 

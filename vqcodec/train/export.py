@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
+from safetensors.torch import load_file
 
 from ..prior import PriorConfig, PriorModel
 from ..tokenizer import Tokenizer, TokenizerConfig
-from ..zoo import export_model
+from ..zoo import FILES, export_model, model_identity
 from .checkpoint import load_checkpoint
 from .prior import token_cache_name
 from .quantize import calibration_tiles, quantize_prior
@@ -17,7 +19,31 @@ from .quantize import calibration_tiles, quantize_prior
 CALIBRATION_TILES = 256
 
 
-def export_run(run: Path, dst: Path, default_quality: int) -> bytes:
+def _as_json(cfg: TokenizerConfig | PriorConfig) -> dict:
+    """A config as config.json holds it (tuples read back as lists)."""
+    return json.loads(json.dumps(cfg.to_dict()))
+
+
+def files_it_reads(earlier: Path, tokenizer: Tokenizer, prior_cfg: PriorConfig,
+                   prior_tensors: dict[str, torch.Tensor]) -> dict[str, str]:
+    """The "reads_files_of" entry of a model that keeps the codebooks and integer prior of the model
+    folder `earlier` (and so decodes its files and those it reads exactly); raises otherwise."""
+    cfg = json.loads((earlier / FILES[0]).read_text())
+    old_prior = load_file(str(earlier / FILES[2]))
+    old_codebooks = load_file(str(earlier / FILES[1]))["quantizer.codebooks"]
+    same = (cfg["tokenizer"] == _as_json(tokenizer.cfg) and cfg["prior"] == _as_json(prior_cfg)
+            and old_prior.keys() == prior_tensors.keys()
+            and all(torch.equal(old_prior[k], prior_tensors[k]) for k in old_prior)
+            and torch.equal(old_codebooks, tokenizer.quantizer.codebooks.detach().half()))
+    if not same:
+        raise ValueError(f"this model cannot read the files of {earlier}: its configuration, codebooks or "
+                         "integer prior differ (only the decoder may change)")
+    return {model_identity(earlier)[:4].hex(): earlier.name, **cfg.get("reads_files_of", {})}
+
+
+def export_run(run: Path, dst: Path, default_quality: int, reads_files_of: Path | None = None) -> bytes:
+    """Write the model of `run` into `dst`. reads_files_of: an earlier model folder whose files the new
+    model must decode (the run only retrained the decoder)."""
     tok_meta = json.loads((run / "tokenizer_ckpt.json").read_text())
     prior_meta = json.loads((run / "prior_ckpt.json").read_text())
     tokenizer = Tokenizer(TokenizerConfig.from_dict(tok_meta["model"]))
@@ -37,6 +63,8 @@ def export_run(run: Path, dst: Path, default_quality: int) -> bytes:
     with np.load(tokens, allow_pickle=False) as z:
         grids = [z[k] for k in z.files]
     tensors = quantize_prior(prior, calibration_tiles(grids, prior.cfg.window, CALIBRATION_TILES))
-    return export_model(dst, tokenizer, prior.cfg, tensors,
-                        {"default_quality": default_quality, "tokenizer_steps": tok_meta["step"],
-                         "prior_steps": prior_meta["step"], "calibration_tiles": CALIBRATION_TILES})
+    extra = {"default_quality": default_quality, "tokenizer_steps": tok_meta["step"],
+             "prior_steps": prior_meta["step"], "calibration_tiles": CALIBRATION_TILES}
+    if reads_files_of is not None:
+        extra["reads_files_of"] = files_it_reads(Path(reads_files_of), tokenizer, prior.cfg, tensors)
+    return export_model(dst, tokenizer, prior.cfg, tensors, extra)
