@@ -1,5 +1,7 @@
-"""Make the reference .vqc files in bitstreams/vectors/ with the shipped model (run once per format
-version; later versions of vqcodec must still decode them).
+"""Make the reference .vqc files in bitstreams/vectors/ that do not exist yet with the shipped model, and
+draw every vector's pixels with it. Existing files are kept: later versions of vqcodec must still decode
+them. A file made by an earlier model that the shipped model reads (FORMAT.md, reads_files_of) must
+decode to its recorded grid; only its pixels are redrawn, by the shipped model's decoder.
 
     python bitstreams/make_vectors.py
 """
@@ -25,6 +27,7 @@ CASES = {
     "camera-gray-q2-prior": (lambda: skdata.camera()[200:280, 180:300], 2, "prior"),
     "astronaut-q4-prior": (lambda: skdata.astronaut()[100:400, 40:440], 4, "prior"),
     "rocket-q5-prior": (lambda: skdata.rocket()[120:216, 200:360], 5, "prior"),
+    "chelsea-q3-prior": (lambda: skdata.chelsea()[40:168, 60:252], 3, "prior"),
     # 16 x 4112 pixels (astronaut's bands side by side): a 1 x 257 token grid in 17 tiles, two tile groups
     "strip-q3-prior": (lambda: np.concatenate([skdata.astronaut()[16 * i:16 * i + 16] for i in range(9)], 1)[:, :4112],
                        3, "prior"),
@@ -38,20 +41,26 @@ def grid_sha256(indices: np.ndarray) -> str:
 def main() -> None:
     HERE.mkdir(exist_ok=True)
     model = vqcodec.load_model()
+    old = json.loads((HERE / "vectors.json").read_text()) if (HERE / "vectors.json").exists() else {}
     record = {}
     for name, (make, quality, coder) in CASES.items():
-        data = vqcodec.compress(make(), quality=quality or model.levels, model=model, coder=coder)
-        (HERE / f"{name}.vqc").write_bytes(data)
-        header, grid, _ = decode_grid(data, model)
+        path = HERE / f"{name}.vqc"
+        if not path.exists():
+            path.write_bytes(vqcodec.compress(make(), quality=quality or model.levels, model=model, coder=coder))
+        data = path.read_bytes()
+        header, grid, _ = decode_grid(data, model)  # ModelMismatch for a file of a model it does not read
+        maker = old.get(name, {}).get("model", model.name) if header.model_id != model.model_id else model.name
+        if name in old and old[name]["grid_sha256"] != grid_sha256(grid.indices):
+            raise SystemExit(f"{name}: {model.name} decodes another grid than the one recorded")
         image = vqcodec.decompress(data, model=model)
         image.save(HERE / f"{name}.png")
-        record[name] = {"file": f"{name}.vqc", "bytes": len(data), "model": model.name,
-                        "model_id": model.model_id.hex(), "quality": header.quality, "coder": header.coder.name.lower(),
+        record[name] = {"file": path.name, "bytes": len(data), "model": maker, "model_id": header.model_id.hex(),
+                        "quality": header.quality, "coder": header.coder.name.lower(),
                         "width": header.width, "height": header.height, "grid_sha256": grid_sha256(grid.indices),
-                        "pixels_png": f"{name}.png",
+                        "pixels_png": f"{name}.png", "pixels_by": model.name,
                         "pixels_sha256": hashlib.sha256(np.asarray(image).tobytes()).hexdigest()}
     (HERE / "vectors.json").write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {len(record)} vectors to {HERE}")
+    print(f"{len(record)} vectors in {HERE}, pixels drawn by {model.name}")
 
 
 if __name__ == "__main__":

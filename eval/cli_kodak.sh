@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The command-line round trip on every Kodak image at the default quality:
-#   bash eval/cli_kodak.sh ../shared/data/kodak > eval/results/vqc-v2_cli_kodak.txt
+#   bash eval/cli_kodak.sh ../shared/data/kodak > eval/results/vqc-v3_cli_kodak.txt
 set -euo pipefail
 kodak=${1:?usage: cli_kodak.sh KODAK_DIR}
 tmp=$(mktemp -d)

@@ -1,4 +1,5 @@
-"""Reference files in bitstreams/vectors/ still decode: index grid exactly, pixels within +-1."""
+"""Reference files in bitstreams/vectors/ still decode with the shipped model, also those an earlier model
+it reads made: index grid exactly, pixels within +-1."""
 import hashlib
 import json
 from pathlib import Path

@@ -242,7 +242,7 @@ def train() -> None:
 @click.option("--freeze-encoder", is_flag=True, help="Train the decoder only (token grids stay fixed).")
 @click.option("--depth", type=int, default=None, help="Residual depths (= quality levels) of a new run [default: 4].")
 @click.option("--init-from", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Start a new run from the tokenizer of this model folder (e.g. vqcodec/weights/vqc-v2); "
+              help="Start a new run from the tokenizer of this model folder (e.g. vqcodec/weights/vqc-v3); "
                    "depths beyond its own are k-means initialised.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def train_tokenizer_cmd(data, out, steps, minutes, batch, crop, lr, disc_start, disc_warmup, freeze_encoder, depth,
