@@ -36,3 +36,11 @@ def test_vectors_cover_both_coders_every_level_and_several_tile_groups():
     assert {e["quality"] for e in RECORD.values()} == set(range(1, model.levels + 1))
     f, window = model.downsample, model.prior.cfg.window
     assert any(len(tile_groups(-(-e["height"] // f), -(-e["width"] // f), window)) > 1 for e in RECORD.values())
+
+
+@pytest.mark.parametrize("name", sorted(RECORD))
+def test_info_names_the_model_that_made_a_file_and_the_one_that_decodes_it(name):
+    from vqcodec.cli import describe
+
+    d = describe((VECTORS / RECORD[name]["file"]).read_bytes())
+    assert (d["made_by"], d["model"]) == (RECORD[name]["model"], vqcodec.load_model().name)

@@ -109,14 +109,16 @@ def decompress(src: str, dst: str, model: str | None, device: str) -> None:
 def describe(data: bytes) -> dict:
     """Header fields and sizes of a .vqc file (checks its CRC; does not decode)."""
     header, payload = bitstream.unpack(data)
-    name = find_model_by_id(header.model_id)
-    codebook_size = None
+    name = find_model_by_id(header.model_id)  # the shipped model that decodes it
+    codebook_size = made_by = None
     if name is not None:
         from .zoo import load_model
-        codebook_size = load_model(name).codebook_size
+        m = load_model(name)
+        codebook_size = m.codebook_size
+        made_by = name if m.model_id == header.model_id else m.reads_files_of[header.model_id]
     return {
         "version": bitstream.VERSION, "width": header.width, "height": header.height,
-        "model_id": header.model_id.hex(), "model": name, "quality": header.quality,
+        "model_id": header.model_id.hex(), "made_by": made_by, "model": name, "quality": header.quality,
         "coder": header.coder.name.lower(), "grid": [header.grid_height, header.grid_width],
         "tokens": header.quality * header.grid_height * header.grid_width, "codebook_size": codebook_size,
         "payload_bytes": len(payload), "file_bytes": len(data),
@@ -134,7 +136,7 @@ def info(src: str, as_json: bool) -> None:
         click.echo(json.dumps(d))
         return
     for key, value in d.items():
-        if key == "model" and value is None:
+        if key in ("model", "made_by") and value is None:
             value = "(not a shipped model)"
         click.echo(f"{key:14s} {value:.4f}" if isinstance(value, float) else f"{key:14s} {value}")
 
