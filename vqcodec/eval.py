@@ -274,7 +274,7 @@ def comparison_grid(image_paths: list[Path], rows: list[dict], codecs: list[str]
     for i, j, tile, caption in cells:
         sheet.paste(tile, (j * crop, i * (crop + 16) + 16))
         draw.text((j * crop + 3, i * (crop + 16) + 2), caption, fill="black")
-    sheet.save(out)
+    sheet.save(out, optimize=True)
     return out
 
 
@@ -307,5 +307,6 @@ def write_report(rows: list[dict], out: str | Path, codecs: list[str], folder: s
     if "vqcodec" in codecs:
         files = image_files(Path(folder))
         chosen = [p for p in files if p.name in (grid_images or [])] or files[:1]
-        comparison_grid(chosen, rows, grid_codecs or codecs, out / "comparison_grid.png", model)
+        # 176-pixel crops keep a grid of 4 images x 6 levels x 4 columns under 5 MB
+        comparison_grid(chosen, rows, grid_codecs or codecs, out / "comparison_grid.png", model, crop=176)
     return summary
