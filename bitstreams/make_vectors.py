@@ -49,7 +49,7 @@ def main() -> None:
             path.write_bytes(vqcodec.compress(make(), quality=quality or model.levels, model=model, coder=coder))
         data = path.read_bytes()
         header, grid, _ = decode_grid(data, model)  # ModelMismatch for a file of a model it does not read
-        maker = old.get(name, {}).get("model", model.name) if header.model_id != model.model_id else model.name
+        maker = model.name if header.model_id == model.model_id else model.reads_files_of[header.model_id]
         if name in old and old[name]["grid_sha256"] != grid_sha256(grid.indices):
             raise SystemExit(f"{name}: {model.name} decodes another grid than the one recorded")
         image = vqcodec.decompress(data, model=model)

@@ -71,20 +71,26 @@ class Model:
         return self
 
 
-_identities: dict[tuple, bytes] = {}
+_identities: dict[tuple, tuple[bytes, frozenset[bytes]]] = {}
 
 
-def model_identity(folder: Path) -> bytes:
-    """SHA-256 over the model's three files, remembered while the files are unchanged (decoding
-    looks it up for every file)."""
+def _identity_and_reads(folder: Path) -> tuple[bytes, frozenset[bytes]]:
+    """SHA-256 over the model's three files and the ids of the models whose files it reads,
+    remembered while the files are unchanged (decoding looks them up for every file)."""
     stats = tuple((folder / name).stat() for name in FILES)
     key = (str(Path(folder).resolve()), *((st.st_size, st.st_mtime_ns) for st in stats))
     if key not in _identities:
         h = hashlib.sha256()
         for name in FILES:
             h.update((folder / name).read_bytes())
-        _identities[key] = h.digest()
+        reads = json.loads((folder / FILES[0]).read_text()).get("reads_files_of", {})
+        _identities[key] = h.digest(), frozenset(bytes.fromhex(k) for k in reads)
     return _identities[key]
+
+
+def model_identity(folder: Path) -> bytes:
+    """SHA-256 over the model's three files."""
+    return _identity_and_reads(folder)[0]
 
 
 def _resolve(name: str | Path | None) -> tuple[str, Path]:
@@ -121,8 +127,8 @@ def find_model_by_id(model_id: bytes) -> str | None:
     for name, folder in MODELS.items():
         if not all((folder / f).is_file() for f in FILES):
             continue
-        reads = json.loads((folder / FILES[0]).read_text()).get("reads_files_of", {})
-        if model_identity(folder)[:4] == model_id or model_id.hex() in reads:
+        identity, reads = _identity_and_reads(folder)
+        if identity[:4] == model_id or model_id in reads:
             return name
     return None
 
