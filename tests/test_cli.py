@@ -106,6 +106,17 @@ def test_bad_quality_is_one_line(tmp_path, photo_png):
     assert not (tmp_path / "x.vqc").exists()
 
 
+def test_rd_lambda_from_the_cli(tmp_path, photo_png):
+    sizes = []
+    for rd_lambda in ("0", "1"):
+        out = tmp_path / f"{rd_lambda}.vqc"
+        assert run("compress", photo_png, out, "--rd-lambda", rd_lambda).exit_code == 0
+        sizes.append(out.stat().st_size)
+    assert sizes[1] < sizes[0]
+    assert_clean_failure(run("compress", photo_png, tmp_path / "x.vqc", "--rd-lambda", "-1"))
+    assert not (tmp_path / "x.vqc").exists()
+
+
 def test_sample_writes_a_grid(tmp_path):
     out = tmp_path / "s.png"
     r = run("sample", "-n", 2, "-o", out, "--size", "32x16", "--seed", 3, "--temperature", 0.9, "--top-k", 20)

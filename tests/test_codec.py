@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import vqcodec
@@ -49,6 +50,44 @@ def test_every_quality_level_decodes_and_higher_levels_cost_more_and_look_better
         quality.append(psnr(image, np.asarray(vqcodec.decompress(data))))
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
     assert quality[-1] > quality[0]
+
+
+def latent_error(model, image, grid):
+    """Squared distance between the encoder's latent and the sum of a grid's codebook entries."""
+    z = model.tokenizer.latent(vqcodec.codec._to_tensor(image, model.downsample, model.device))
+    return float(((model.tokenizer.quantizer.lookup(torch.from_numpy(grid)[None]) - z) ** 2).sum())
+
+
+def test_rd_lambda_trades_bits_for_closeness_and_what_is_stored_is_what_reconstruct_shows(model, astronaut):
+    image = astronaut[::2, ::2]
+    sizes, errors = [], []
+    for rd_lambda in (0.0, 0.1, 1.0):
+        data = vqcodec.compress(image, quality=3, model=model, rd_lambda=rd_lambda)
+        np.testing.assert_array_equal(
+            np.asarray(vqcodec.decompress(data, model)),
+            np.asarray(vqcodec.reconstruct(image, quality=3, model=model, rd_lambda=rd_lambda)))
+        sizes.append(len(data))
+        errors.append(latent_error(model, image, vqcodec.codec.decode_grid(data, model)[1].indices))
+    assert sizes[0] > sizes[1] > sizes[2]       # a bit weighs more: fewer bits ...
+    assert errors[0] < errors[1] < errors[2]    # ... for codes further from the encoder's latent
+
+
+def test_the_encoders_search_finds_codes_closer_than_greedy_quantization(model, astronaut):
+    image = astronaut[::2, ::2]
+    x = vqcodec.codec._to_tensor(image, model.downsample, model.device)
+    for quality in (1, 3):
+        greedy = model.tokenizer.encode(x, quality)[0].numpy()
+        searched = vqcodec.codec.tokenize(image, quality, model, rd_lambda=0.0).indices
+        if quality == 1:  # one depth: the nearest code is the closest
+            np.testing.assert_array_equal(searched, greedy)
+        else:
+            assert latent_error(model, image, searched) < latent_error(model, image, greedy)
+
+
+@pytest.mark.parametrize("rd_lambda", [-0.1, float("nan"), float("inf"), "0.1", True])
+def test_invalid_rd_lambda_is_refused(model, small_photo, rd_lambda):
+    with pytest.raises(ValueError, match="rd_lambda"):
+        vqcodec.compress(small_photo, model=model, rd_lambda=rd_lambda)
 
 
 def test_grayscale_is_converted_silently(model, small_photo):

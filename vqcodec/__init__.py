@@ -14,4 +14,4 @@ from .zoo import Model, ModelNotFound, load_model
 
 __all__ = ["eval", "compress", "decompress", "reconstruct", "load_model", "sample", "Model", "FormatError",
            "ModelMismatch", "ModelNotFound", "ImageReadError", "ConversionWarning"]
-__version__ = "0.4.0"
+__version__ = "0.5.0"

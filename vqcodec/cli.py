@@ -17,6 +17,7 @@ from . import bitstream
 from .bitstream import FormatError
 from .images import ConversionWarning, ImageReadError
 from .metrics import MetricUnavailable
+from .search import DEFAULT_RD_LAMBDA
 from .zoo import DEFAULT_MODEL, ModelNotFound, find_model_by_id
 
 EXPECTED_ERRORS = (FormatError, ImageReadError, ModelNotFound, MetricUnavailable, ValueError, OSError)
@@ -82,13 +83,16 @@ def main() -> None:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--coder", type=click.Choice(["prior", "uniform"]), default="prior", show_default=True,
               help="uniform: no prior, log2 K bits per index (for comparison).")
-def compress(src: str, dst: str, quality: int | None, model: str | None, device: str, coder: str) -> None:
+@click.option("--rd-lambda", type=float, default=DEFAULT_RD_LAMBDA, show_default=True,
+              help="What a bit is worth when the encoder picks codes: larger gives smaller files; 0: closest codes.")
+def compress(src: str, dst: str, quality: int | None, model: str | None, device: str, coder: str,
+             rd_lambda: float) -> None:
     """Compress image SRC into the .vqc file DST."""
     from .codec import compress as _compress
     from .images import to_rgb
 
     rgb = to_rgb(src)
-    data = _compress(rgb, quality=quality, model=model, device=device, coder=coder)
+    data = _compress(rgb, quality=quality, model=model, device=device, coder=coder, rd_lambda=rd_lambda)
     write_atomically(dst, lambda tmp: Path(tmp).write_bytes(data))
     click.echo(f"{dst}: {len(data)} bytes, {8 * len(data) / (rgb.shape[0] * rgb.shape[1]):.4f} bpp")
 

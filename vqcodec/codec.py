@@ -1,6 +1,8 @@
 """compress / decompress: image <-> TokenGrid <-> range-coded payload <-> .vqc bytes."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -10,6 +12,7 @@ from . import bitstream
 from .bitstream import Coder, FormatError, Header
 from .coding import TokenGrid, decode_tokens, encode_tokens
 from .images import ImageLike, to_rgb
+from .search import DEFAULT_RD_LAMBDA, choose_codes
 from .zoo import RETIRED_MODELS, Model, find_model_by_id, load_model
 
 
@@ -41,13 +44,24 @@ def _to_image(x: torch.Tensor, width: int, height: int) -> Image.Image:
     return Image.fromarray(a, "RGB")
 
 
+def _check_rd_lambda(rd_lambda: float) -> float:
+    if isinstance(rd_lambda, bool) or not isinstance(rd_lambda, (int, float)) or not 0 <= rd_lambda < math.inf:
+        raise ValueError(f"rd_lambda must be a finite number >= 0, got {rd_lambda!r}")
+    return float(rd_lambda)
+
+
 def tokenize(image: ImageLike, quality: int | None = None, model: Model | str | None = None,
-             device: str = "cpu") -> TokenGrid:
-    """The image's token grid at a quality level."""
+             device: str = "cpu", rd_lambda: float = DEFAULT_RD_LAMBDA) -> TokenGrid:
+    """The token grid the codec stores for an image at a quality level (search.py): codes chosen for
+    closeness to the encoder's latent plus rd_lambda times their bits under the prior (0: closeness only)."""
     m = _model(model, device)
     quality = _check_quality(m, quality)
+    rd_lambda = _check_rd_lambda(rd_lambda)
     x = _to_tensor(to_rgb(image), m.downsample, m.device)
-    return TokenGrid(m.tokenizer.encode(x, quality)[0].cpu().numpy(), m.codebook_size)
+    z = m.tokenizer.latent(x)
+    greedy = m.tokenizer.quantize_latent(z, quality)[0].cpu().numpy()
+    codes = choose_codes(z[0], greedy, m.tokenizer.quantizer.codebooks.detach(), m.prior, rd_lambda)
+    return TokenGrid(codes, m.codebook_size)
 
 
 def detokenize(grid: TokenGrid, width: int, height: int, model: Model | str | None = None,
@@ -59,23 +73,27 @@ def detokenize(grid: TokenGrid, width: int, height: int, model: Model | str | No
 
 
 def reconstruct(image: ImageLike, quality: int | None = None, model: Model | str | None = None,
-                device: str = "cpu") -> Image.Image:
-    """The tokenizer's own reconstruction: what decompress(compress(image)) returns."""
+                device: str = "cpu", rd_lambda: float = DEFAULT_RD_LAMBDA) -> Image.Image:
+    """What decompress(compress(image)) returns (for the same quality and rd_lambda), without coding."""
     rgb = to_rgb(image)
-    grid = tokenize(rgb, quality, model, device)
+    grid = tokenize(rgb, quality, model, device, rd_lambda)
     return detokenize(grid, rgb.shape[1], rgb.shape[0], model, device)
 
 
 def compress(image: ImageLike, quality: int | None = None, model: Model | str | None = None,
-             device: str = "cpu", coder: str = "prior") -> bytes:
+             device: str = "cpu", coder: str = "prior", rd_lambda: float = DEFAULT_RD_LAMBDA) -> bytes:
     """Encode an image (path, PIL image or numpy array) into .vqc bytes.
-    coder: "prior" (the transformer prior) or "uniform" (log2 K bits per index, for reference)."""
+    coder: "prior" (the transformer prior) or "uniform" (log2 K bits per index, for reference).
+    rd_lambda: what a bit is worth against the latent's squared error when the encoder picks codes
+    (search.py): larger gives smaller files, 0 picks for closeness alone. The uniform coder prices every
+    code alike, so there it has no effect."""
     if coder not in ("prior", "uniform"):
         raise ValueError(f"coder must be 'prior' or 'uniform', got {coder!r}")
     m = _model(model, device)
     rgb = to_rgb(image)
-    grid = tokenize(rgb, quality, m, device)
     use_prior = coder == "prior"
+    rd_lambda = _check_rd_lambda(rd_lambda)
+    grid = tokenize(rgb, quality, m, device, rd_lambda if use_prior else 0.0)
     payload = encode_tokens(grid, m.prior if use_prior else None)
     header = Header(rgb.shape[1], rgb.shape[0], m.model_id, grid.quality,
                     Coder.PRIOR if use_prior else Coder.UNIFORM, *grid.shape,

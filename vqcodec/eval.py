@@ -91,6 +91,7 @@ def classical_codecs() -> dict[str, Codec]:
 
 
 def vqcodec_codec(model=None) -> Codec:
+    from . import __version__ as vqcodec_version
     from .codec import compress, decompress
     from .zoo import load_model
 
@@ -98,7 +99,8 @@ def vqcodec_codec(model=None) -> Codec:
     return Codec("vqcodec", list(range(1, m.levels + 1)),
                  lambda rgb, q: compress(rgb, quality=q, model=m),
                  lambda data: np.asarray(decompress(data, model=m)),
-                 f"model-{m.model_id.hex()}")
+                 # The encoder's choices change the files, so a cached row is only good for this version.
+                 f"vqcodec-{vqcodec_version}-model-{m.model_id.hex()}")
 
 
 def measure(codec: Codec, rgb: np.ndarray, setting, lpips_model) -> tuple[dict, np.ndarray]:

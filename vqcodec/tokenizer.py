@@ -188,15 +188,26 @@ class Tokenizer(nn.Module):
         self.decoder = Decoder(cfg)
 
     @torch.inference_mode()
-    def encode(self, x: torch.Tensor, quality: int) -> torch.Tensor:
-        """x: (B, 3, H, W) in [-1, 1], H and W multiples of f -> indices (B, quality, H/f, W/f)."""
+    def latent(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, 3, H, W) in [-1, 1], H and W multiples of f -> the encoder's latent (B, D, H/f, W/f)."""
         f = self.cfg.downsample
 
         def encode_part(ys: slice, xs: slice) -> torch.Tensor:
-            part = x[:, :, ys.start * f:ys.stop * f, xs.start * f:xs.stop * f]
-            return self.quantizer.quantize(self.encoder(part))[0][:, :quality]
+            return self.encoder(x[:, :, ys.start * f:ys.stop * f, xs.start * f:xs.stop * f])
 
         return _in_tiles(encode_part, x.shape[2] // f, x.shape[3] // f, 1)
+
+    @torch.inference_mode()
+    def encode(self, x: torch.Tensor, quality: int) -> torch.Tensor:
+        """x: (B, 3, H, W) in [-1, 1], H and W multiples of f -> nearest-code indices (B, quality, H/f, W/f)."""
+        return self.quantize_latent(self.latent(x), quality)
+
+    @torch.inference_mode()
+    def quantize_latent(self, z: torch.Tensor, quality: int) -> torch.Tensor:
+        """latent (B, D, h, w) -> nearest-code indices (B, quality, h, w)."""
+        # In bands of CNN_TILE rows: the distance matrix to the codebook stays small on large images.
+        return torch.cat([self.quantizer.quantize(z[:, :, y:y + CNN_TILE])[0][:, :quality]
+                          for y in range(0, z.shape[2], CNN_TILE)], 2)
 
     @torch.inference_mode()
     def decode(self, indices: torch.Tensor) -> torch.Tensor:

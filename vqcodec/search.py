@@ -1,0 +1,81 @@
+"""The encoder's choice of codes: which index to store at each residual depth of each position.
+
+The tokenizer was trained with greedy residual quantization: at each depth, the code nearest to what the
+depths before left of the latent. That is not the best choice for a file, for two reasons: a few
+candidate paths through the depths (a beam) find codes whose sum lies closer to the latent, and a code
+the prior finds far likelier often lies almost as close and takes fewer bits. So each position's codes
+are chosen to minimise
+
+    |latent - sum of the chosen entries|^2 + rd_lambda * (bits the prior gives the chosen codes)
+
+by a beam search over the depths that keeps BEAM_WIDTH paths. The bits come from one parallel pass of the
+integer prior over the greedy grid: each choice sees the greedy codes before it as context, not the
+chosen ones, which costs a little and saves a sequential walk. Decoders need none of this; the file codes
+the chosen grid exactly, and any grid decodes. Measured in eval/encoder_search.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .coding import tile_groups
+from .intprior import IntPrior
+
+BEAM_WIDTH = 4           # paths kept per position; wider beams gained nothing more on Kodak
+DEFAULT_RD_LAMBDA = 0.1  # bits against squared error of vqc-v3's latent, chosen on Kodak (eval/results/prior.md)
+
+
+def _bits(prior: IntPrior, greedy: np.ndarray, group: list) -> torch.Tensor:
+    """-log2 p of every code (N, q, K) at the group's N positions (tile by tile, raster order), from one
+    parallel pass of the prior over the greedy grid."""
+    q, device = greedy.shape[0], prior.device
+    T = max(t[2] * t[3] for t in group)
+    codes = np.zeros((len(group), T, q), np.int64)
+    valid = np.zeros((len(group), T), bool)
+    for b, (y0, x0, th, tw) in enumerate(group):
+        codes[b, :th * tw] = greedy[:, y0:y0 + th, x0:x0 + tw].reshape(q, -1).T
+        valid[b, :th * tw] = True
+    freqs = prior.forward(torch.from_numpy(codes).to(device), torch.from_numpy(valid.sum(1)).to(device),
+                          torch.tensor([t[3] for t in group], device=device))          # (B, T, q, K)
+    freqs = freqs[torch.from_numpy(valid).to(device)].cpu().double()                    # (N, q, K)
+    return (torch.log2(freqs.sum(-1, keepdim=True)) - torch.log2(freqs)).float()
+
+
+def beam_search(z: torch.Tensor, codebooks: torch.Tensor, bits: torch.Tensor | None, rd_lambda: float,
+                width: int = BEAM_WIDTH) -> torch.Tensor:
+    """z: latents (N, D); codebooks (q, K, D); bits (N, q, K) or None (rate ignored) -> codes (N, q)."""
+    N, D = z.shape
+    residual = z[:, None, :]                                    # (N, paths, D)
+    rate = torch.zeros(N, 1)                                    # (N, paths): lambda * bits so far
+    paths = torch.zeros(N, 1, 0, dtype=torch.long)              # (N, paths, depths so far)
+    q, K = codebooks.shape[0], codebooks.shape[1]
+    for d in range(q):
+        book = codebooks[d]
+        cost = ((residual * residual).sum(-1, keepdim=True) - 2 * residual @ book.t()
+                + (book * book).sum(1))                         # (N, paths, K): squared error left
+        step = rd_lambda * bits[:, d] if bits is not None else torch.zeros(N, K)
+        cost = cost + rate[..., None] + step[:, None, :]
+        best = cost.reshape(N, -1).topk(width if d < q - 1 else 1, dim=1, largest=False).indices
+        parent, code = best // K, best % K                      # (N, new paths)
+        paths = torch.cat([paths.gather(1, parent[..., None].expand(-1, -1, d)), code[..., None]], 2)
+        residual = residual.gather(1, parent[..., None].expand(-1, -1, D)) - book[code]
+        rate = rate.gather(1, parent) + step.gather(1, code)
+    return paths[:, 0]
+
+
+@torch.inference_mode()
+def choose_codes(z: torch.Tensor, greedy: np.ndarray, codebooks: torch.Tensor, prior: IntPrior,
+                 rd_lambda: float, width: int = BEAM_WIDTH) -> np.ndarray:
+    """z: the latent (D, h, w); greedy: the greedy grid (q, h, w); codebooks (depths, K, D); prior: the
+    prior whose bits count (rd_lambda 0: distortion only, no prior pass) -> the grid to store (q, h, w).
+    Works through the grid in the codec's tile groups, so memory stays bounded."""
+    q = greedy.shape[0]
+    books = codebooks[:q].float().cpu()
+    grid = np.empty_like(greedy)
+    for group in tile_groups(*greedy.shape[1:], prior.cfg.window):
+        ys = np.concatenate([np.repeat(np.arange(y0, y0 + th), tw) for y0, _, th, tw in group])
+        xs = np.concatenate([np.tile(np.arange(x0, x0 + tw), th) for _, x0, th, tw in group])
+        bits = _bits(prior, greedy, group) if rd_lambda > 0 else None
+        latents = z[:, torch.from_numpy(ys), torch.from_numpy(xs)].t().float().cpu()   # (N, D)
+        grid[:, ys, xs] = beam_search(latents, books, bits, rd_lambda, width).t().numpy()
+    return grid
