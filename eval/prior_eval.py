@@ -3,8 +3,9 @@
 1. held-out negative log-likelihood of the shipped (integer) prior, bits per index, on full 16x16 tiles of
    the training images the prior never saw (every 20th image of ../shared/data/train and its mirror
    image, the prior run's hold-out rule), per quality level;
-2. what the seed paper's sliding attention window would cost and save on Kodak against the codec's
-   independent tiles: ideal code length (bits per index) and wall time, on the first N images.
+2. what the seed paper's sliding attention window, and bands of tiles that see the decoded rows above
+   them, would save on Kodak against the codec's independent tiles: ideal code length (bits per index),
+   and the window's wall time, on the first N images.
 
     python eval/prior_eval.py ../shared/data/train ../shared/data/kodak --out eval/results
 
@@ -23,7 +24,7 @@ from PIL import Image
 from tqdm import tqdm
 
 import vqcodec
-from vqcodec.codec import tokenize
+from vqcodec.codec import _to_tensor, tokenize
 from vqcodec.coding import tile_groups
 from vqcodec.eval import machine_description
 from vqcodec.generate import walk_sliding_window
@@ -41,7 +42,9 @@ def heldout_nll(model, train: Path) -> dict[int, float]:
         a = np.asarray(Image.open(path).convert("RGB"))
         a = a[: a.shape[0] // f * f, : a.shape[1] // f * f]
         for view in (a, a[:, ::-1]):
-            grids.append(tokenize(np.ascontiguousarray(view), model.levels, model).indices)
+            # Greedy codes, as the prior was trained on (the codec's encoder searches: vqcodec/search.py).
+            x = _to_tensor(np.ascontiguousarray(view), model.downsample, model.device)
+            grids.append(model.tokenizer.encode(x, model.levels)[0].cpu().numpy())
     result = {}
     for q in tqdm(range(1, model.levels + 1), desc="held-out NLL"):
         tiles = [g[:q, y:y + window, x:x + window].reshape(q, -1).T for g in grids
@@ -66,6 +69,25 @@ def tile_bits(model, indices: np.ndarray) -> float:
             codes = torch.from_numpy(indices[:, y0:y0 + th, x0:x0 + tw].reshape(q, -1).T.copy())[None]
             freqs = model.prior.forward(codes, torch.tensor([th * tw]), torch.tensor([tw])).double()
             total -= torch.log2(freqs.gather(-1, codes[..., None])[..., 0] / freqs.sum(-1)).sum().item()
+    return total
+
+
+def stacked_bits(model, indices: np.ndarray, overlap: int = 8) -> float:
+    """Ideal code length (bits) of a grid coded in bands of tiles that each start with the last `overlap`
+    rows of the band above, already decoded, as context: the cheapest tiling that keeps context from
+    decoded neighbours (only from above: tiles side by side still run in lock-step)."""
+    q, h, w = indices.shape
+    window, total, y = model.prior.cfg.window, 0.0, 0
+    while y < h:
+        top = max(0, y - overlap) if y else 0           # the band's first row; rows top .. y-1 are known
+        bottom = min(top + window, h)
+        for x0 in range(0, w, window):
+            tw = min(window, w - x0)
+            codes = torch.from_numpy(indices[:, top:bottom, x0:x0 + tw].reshape(q, -1).T.copy())[None]
+            freqs = model.prior.forward(codes, torch.tensor([codes.shape[1]]), torch.tensor([tw])).double()
+            bits = -torch.log2(freqs.gather(-1, codes[..., None])[..., 0] / freqs.sum(-1))[0]
+            total += bits[(y - top) * tw:].sum().item()
+        y = bottom
     return total
 
 
@@ -105,8 +127,10 @@ def main() -> None:
             t1 = time.perf_counter()
             window = sliding_window_bits(model, indices)
             t2 = time.perf_counter()
+            stacked = stacked_bits(model, indices)
             rows.append({"image": path.name, "quality": q, "tokens": int(indices.size),
                          "tiles_bits_per_index": tiles / indices.size, "window_bits_per_index": window / indices.size,
+                         "stacked_bits_per_index": stacked / indices.size,
                          "tiles_pass_s": t1 - t0, "window_walk_s": t2 - t1})
     result["sliding_window"] = rows
     args.out.mkdir(parents=True, exist_ok=True)
