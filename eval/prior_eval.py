@@ -61,32 +61,32 @@ def heldout_nll(model, train: Path) -> dict[int, float]:
     return result
 
 
+def crop_bits(model, indices: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+    """Ideal code length (bits) of each position of a crop of the grid coded as one tile, in its raster order."""
+    q = indices.shape[0]
+    codes = torch.from_numpy(indices[:, y0:y1, x0:x1].reshape(q, -1).T.copy())[None]
+    freqs = model.prior.forward(codes, torch.tensor([codes.shape[1]]), torch.tensor([x1 - x0])).double()
+    return -torch.log2(freqs.gather(-1, codes[..., None])[..., 0] / freqs.sum(-1))[0]   # (positions, q)
+
+
 def tile_bits(model, indices: np.ndarray) -> float:
     """Ideal code length (bits) of a grid under the codec's independent tiles."""
-    q, total = indices.shape[0], 0.0
-    for group in tile_groups(*indices.shape[1:], model.prior.cfg.window):
-        for y0, x0, th, tw in group:
-            codes = torch.from_numpy(indices[:, y0:y0 + th, x0:x0 + tw].reshape(q, -1).T.copy())[None]
-            freqs = model.prior.forward(codes, torch.tensor([th * tw]), torch.tensor([tw])).double()
-            total -= torch.log2(freqs.gather(-1, codes[..., None])[..., 0] / freqs.sum(-1)).sum().item()
-    return total
+    return sum(crop_bits(model, indices, y0, y0 + th, x0, x0 + tw).sum().item()
+               for group in tile_groups(*indices.shape[1:], model.prior.cfg.window) for y0, x0, th, tw in group)
 
 
 def stacked_bits(model, indices: np.ndarray, overlap: int = 8) -> float:
     """Ideal code length (bits) of a grid coded in bands of tiles that each start with the last `overlap`
     rows of the band above, already decoded, as context: the cheapest tiling that keeps context from
     decoded neighbours (only from above: tiles side by side still run in lock-step)."""
-    q, h, w = indices.shape
+    _, h, w = indices.shape
     window, total, y = model.prior.cfg.window, 0.0, 0
     while y < h:
         top = max(0, y - overlap) if y else 0           # the band's first row; rows top .. y-1 are known
         bottom = min(top + window, h)
         for x0 in range(0, w, window):
             tw = min(window, w - x0)
-            codes = torch.from_numpy(indices[:, top:bottom, x0:x0 + tw].reshape(q, -1).T.copy())[None]
-            freqs = model.prior.forward(codes, torch.tensor([codes.shape[1]]), torch.tensor([tw])).double()
-            bits = -torch.log2(freqs.gather(-1, codes[..., None])[..., 0] / freqs.sum(-1))[0]
-            total += bits[(y - top) * tw:].sum().item()
+            total += crop_bits(model, indices, top, bottom, x0, x0 + tw)[(y - top) * tw:].sum().item()
         y = bottom
     return total
 

@@ -88,16 +88,25 @@ def walk_prior(prior: IntPrior, quality: int, h: int, w: int,
 
 
 @torch.inference_mode()
-def _group_frequencies(prior: IntPrior, grid: TokenGrid, group: list) -> tuple[np.ndarray, np.ndarray]:
-    """Symbols (n,) and frequencies (n, K) of one tile group in coding order, from one parallel pass."""
-    T, q = max(t[2] * t[3] for t in group), grid.quality
+def group_pass(prior: IntPrior, indices: np.ndarray, group: list) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+    """One parallel pass of the prior over a tile group of the grid indices (q, h, w): the group's codes
+    (B, T, q) in each tile's raster order (zero past a tile's end), its tiles' lengths (B,) and the
+    frequencies (B, T, q, K)."""
+    T, q = max(t[2] * t[3] for t in group), indices.shape[0]
     codes = np.zeros((len(group), T, q), np.int64)
     for b, (y0, x0, th, tw) in enumerate(group):
-        codes[b, :th * tw] = grid.indices[:, y0:y0 + th, x0:x0 + tw].reshape(q, -1).T
+        codes[b, :th * tw] = indices[:, y0:y0 + th, x0:x0 + tw].reshape(q, -1).T
     lengths = np.array([t[2] * t[3] for t in group])
     device = prior.device
     freqs = prior.forward(torch.from_numpy(codes).to(device), torch.from_numpy(lengths).to(device),
-                          torch.tensor([t[3] for t in group], device=device))          # (B, T, q, K)
+                          torch.tensor([t[3] for t in group], device=device))
+    return codes, lengths, freqs
+
+
+def _group_frequencies(prior: IntPrior, grid: TokenGrid, group: list) -> tuple[np.ndarray, np.ndarray]:
+    """Symbols (n,) and frequencies (n, K) of one tile group in coding order, from one parallel pass."""
+    codes, lengths, freqs = group_pass(prior, grid.indices, group)                     # freqs (B, T, q, K)
+    T, q, device = codes.shape[1], grid.quality, prior.device
     # Coding order: position t, then depth d, then tile b among those that have a position t.
     order = torch.from_numpy(np.arange(T)[:, None, None] < lengths[None, None, :]).expand(T, q, len(group))
     symbols = torch.from_numpy(codes).permute(1, 2, 0)[order]

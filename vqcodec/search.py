@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .coding import tile_groups
+from .coding import group_pass, tile_groups
 from .intprior import IntPrior
 
 BEAM_WIDTH = 4           # paths kept per position; wider beams gained nothing more on Kodak
@@ -28,16 +28,9 @@ DEFAULT_RD_LAMBDA = 0.1  # bits against squared error of vqc-v3's latent, chosen
 def _bits(prior: IntPrior, greedy: np.ndarray, group: list) -> torch.Tensor:
     """-log2 p of every code (N, q, K) at the group's N positions (tile by tile, raster order), from one
     parallel pass of the prior over the greedy grid."""
-    q, device = greedy.shape[0], prior.device
-    T = max(t[2] * t[3] for t in group)
-    codes = np.zeros((len(group), T, q), np.int64)
-    valid = np.zeros((len(group), T), bool)
-    for b, (y0, x0, th, tw) in enumerate(group):
-        codes[b, :th * tw] = greedy[:, y0:y0 + th, x0:x0 + tw].reshape(q, -1).T
-        valid[b, :th * tw] = True
-    freqs = prior.forward(torch.from_numpy(codes).to(device), torch.from_numpy(valid.sum(1)).to(device),
-                          torch.tensor([t[3] for t in group], device=device))          # (B, T, q, K)
-    freqs = freqs[torch.from_numpy(valid).to(device)].cpu().double()                    # (N, q, K)
+    _, lengths, freqs = group_pass(prior, greedy, group)                                # (B, T, q, K)
+    valid = torch.arange(freqs.shape[1])[None] < torch.from_numpy(lengths)[:, None]    # (B, T)
+    freqs = freqs[valid.to(freqs.device)].cpu().double()                                # (N, q, K)
     return (torch.log2(freqs.sum(-1, keepdim=True)) - torch.log2(freqs)).float()
 
 
