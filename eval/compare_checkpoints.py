@@ -1,7 +1,8 @@
-"""Compare tokenizer checkpoints on Kodak by their reconstructions (no entropy coding): mean PSNR,
-MS-SSIM and LPIPS per quality level. Used to pick the decoder that ships.
+"""Compare tokenizer checkpoints (run folders) and shipped models (model folders) by their
+reconstructions (no entropy coding) of a folder of pictures: mean PSNR, MS-SSIM and LPIPS per quality
+level. Used to pick the decoder that ships, on held-out training pictures (eval/heldout_set.py), never Kodak.
 
-    python eval/compare_checkpoints.py ../shared/data/kodak runs/v1_phase1 runs/v1_gan runs/v1b --images 8
+    python eval/compare_checkpoints.py /work/runs/val vqcodec/weights/vqc-v3 /work/runs/v4_tok --images 13
 """
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ from vqcodec.tokenizer import Tokenizer, TokenizerConfig
 
 
 def load(run: Path) -> tuple[Tokenizer, int]:
+    if (run / "config.json").exists():  # a model folder
+        config = json.loads((run / "config.json").read_text())
+        model = Tokenizer(TokenizerConfig.from_dict(config["tokenizer"]))
+        model.load_state_dict({k: v.float() for k, v in load_file(str(run / "tokenizer.safetensors")).items()})
+        return model.eval(), config["tokenizer_steps"]
     meta = json.loads((run / "tokenizer_ckpt.json").read_text())
     model = Tokenizer(TokenizerConfig.from_dict(meta["model"]))
     state = load_file(str(run / "tokenizer_ckpt.safetensors"))
@@ -28,12 +34,12 @@ def load(run: Path) -> tuple[Tokenizer, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("kodak", type=Path)
+    ap.add_argument("pictures", type=Path)
     ap.add_argument("runs", type=Path, nargs="+")
     ap.add_argument("--images", type=int, default=8)
     args = ap.parse_args()
     lp = load_lpips()
-    images = [to_rgb(p) for p in image_files(args.kodak)[: args.images]]
+    images = [to_rgb(p) for p in image_files(args.pictures)[: args.images]]
     print("| checkpoint | step | level | PSNR dB | MS-SSIM | LPIPS |\n|---|---|---|---|---|---|")
     for run in args.runs:
         model, step = load(run)

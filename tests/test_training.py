@@ -103,6 +103,30 @@ def test_a_new_run_can_start_from_a_model_folder_with_more_depths(image_folder, 
     assert started["model.quantizer.codebooks"][2].abs().sum() > 0  # the new depth was initialised
 
 
+def test_a_wider_code_keeps_what_the_model_folder_decoded(image_folder, tmp_path):
+    from safetensors.torch import save_file
+
+    from vqcodec.tokenizer import Tokenizer
+    from vqcodec.train.tokenizer import warm_start
+
+    source = tmp_path / "model"
+    source.mkdir()
+    trained = Tokenizer(TINY)
+    save_file({k: v.half() for k, v in trained.state_dict().items()}, str(source / "tokenizer.safetensors"))
+    (source / "config.json").write_text(json.dumps({"tokenizer": TINY.to_dict()}))
+    narrow, wide = Tokenizer(TINY), Tokenizer(replace(TINY, code_dim=2 * TINY.code_dim))
+    assert warm_start(narrow, source) == TINY.depth
+    assert warm_start(wide, source) == 0  # codebooks of another width cannot be kept
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        z = wide.encoder(x)
+        torch.testing.assert_close(z[:, :TINY.code_dim], narrow.encoder(x))
+        torch.testing.assert_close(wide.decoder(z), narrow.decoder(z[:, :TINY.code_dim]))
+        assert z[:, TINY.code_dim:].abs().max() > 0  # the new channels carry something to learn from
+    with pytest.raises(ValueError, match="beyond adding"):
+        warm_start(Tokenizer(replace(TINY, code_dim=TINY.code_dim // 2)), source)
+
+
 def test_discriminator_warms_up_before_the_generator_follows_it(image_folder, tmp_path):
     tc = TokenizerTrainConfig(data=str(image_folder), out=str(tmp_path), steps=4, batch=2, crop=32, lpips_weight=0.0,
                               disc_start=3, disc_warmup=2, log_every=1)

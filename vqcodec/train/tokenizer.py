@@ -109,19 +109,35 @@ class DeadCodeRestarter(torch.nn.Module):
 
 
 def warm_start(model: Tokenizer, folder: Path) -> int:
-    """Load a model folder's tokenizer weights into a tokenizer of the same layout and at least as many
-    quantizer depths; returns how many depths came from the folder (the rest still need initialising)."""
+    """Load a model folder's tokenizer weights into a tokenizer of the same layout with at least as many
+    quantizer depths and at least as wide a code; returns how many depths came from the folder (the rest
+    still need initialising).
+
+    A wider code keeps the folder's function: the encoder's extra output channels start small and the
+    decoder's input weights for them start at zero, so the decoder sees what it saw before until training
+    teaches it to use them. Codebooks of another width cannot be kept: then no depth comes from the folder."""
     from safetensors.torch import load_file
 
     source = TokenizerConfig.from_dict(json.loads((folder / "config.json").read_text())["tokenizer"])
     mine = model.cfg
-    if {**source.to_dict(), "depth": 0} != {**mine.to_dict(), "depth": 0} or source.depth > mine.depth:
-        raise ValueError(f"cannot start from {folder}: its tokenizer {source} differs from {mine} beyond adding depths")
+    same_layout = {**source.to_dict(), "depth": 0, "code_dim": 0} == {**mine.to_dict(), "depth": 0, "code_dim": 0}
+    if not same_layout or source.depth > mine.depth or source.code_dim > mine.code_dim:
+        raise ValueError(f"cannot start from {folder}: its tokenizer {source} differs from {mine} beyond adding "
+                         "depths or code dimensions")
     state = {k: v.float() for k, v in load_file(str(folder / "tokenizer.safetensors")).items()}
-    codebooks = model.quantizer.codebooks.detach().clone()
-    codebooks[:source.depth] = state.pop("quantizer.codebooks")
+    own = model.state_dict()
+    source_books = state.pop("quantizer.codebooks")
+    for name, value in state.items():
+        if own[name].shape != value.shape:  # the encoder's output layer or the decoder's input layer
+            target = own[name].clone().zero_() if name.startswith("decoder.") else own[name].clone().mul_(0.1)
+            target[tuple(slice(0, n) for n in value.shape)] = value
+            state[name] = target
+    codebooks = own["quantizer.codebooks"].clone()
+    kept = source.depth if source.code_dim == mine.code_dim else 0
+    if kept:
+        codebooks[:kept] = source_books
     model.load_state_dict({**state, "quantizer.codebooks": codebooks})
-    return source.depth
+    return kept
 
 
 def train_tokenizer(tc: TokenizerTrainConfig, mc: TokenizerConfig | None = None) -> Path:
