@@ -1,5 +1,6 @@
 """The command line: the main jobs work, and every bad input ends in one clear line and no output."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,3 +133,102 @@ def test_demo(tmp_path):
     assert Image.open(out).size == (1024, 512)
     a = np.asarray(Image.open(out))
     assert not np.array_equal(a[:, :512], a[:, 512:])  # lossy, but a picture on both sides
+
+
+@pytest.fixture
+def vqc_file(tmp_path, photo_png):
+    vqc = tmp_path / "x.vqc"
+    assert run("compress", photo_png, vqc, "--quality", 1).exit_code == 0
+    return vqc
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_outputs_get_the_permissions_the_umask_gives(tmp_path, photo_png, vqc_file, umask):
+    import os
+
+    old = os.umask(umask)
+    try:
+        assert run("compress", photo_png, tmp_path / "a.vqc", "--quality", 1).exit_code == 0
+        assert run("decompress", vqc_file, tmp_path / "a.png").exit_code == 0
+    finally:
+        os.umask(old)
+    for name in ("a.vqc", "a.png"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_an_output_that_is_the_input_is_refused(tmp_path, photo_png, vqc_file):
+    before = photo_png.read_bytes(), vqc_file.read_bytes()
+    assert_clean_failure(run("compress", photo_png, photo_png))
+    assert_clean_failure(run("decompress", vqc_file, vqc_file))
+    assert_clean_failure(run("compress", photo_png, tmp_path / "." / photo_png.name))
+    assert (photo_png.read_bytes(), vqc_file.read_bytes()) == before
+
+
+def test_sigterm_during_a_write_leaves_no_temporary_file(tmp_path, vqc_file, monkeypatch):
+    import os
+    import signal
+
+    def save_then_get_killed(self, fp, format=None, **params):
+        Path(fp).write_bytes(b"partial")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(Image.Image, "save", save_then_get_killed)
+    r = run("decompress", vqc_file, tmp_path / "y.png")
+    assert r.exit_code == 128 + signal.SIGTERM, (r.output, r.exc_info)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["photo.png", "x.vqc"])
+
+
+def test_the_output_format_follows_the_suffix(tmp_path, vqc_file):
+    for suffix, fmt in ((".jpg", "JPEG"), (".webp", "WEBP"), (".png", "PNG"), (".TIF", "TIFF")):
+        out = tmp_path / f"y{suffix}"
+        assert run("decompress", vqc_file, out).exit_code == 0
+        assert Image.open(out).format == fmt
+    for name in ("y.xyz", "y"):
+        assert_clean_failure(run("decompress", vqc_file, tmp_path / name))
+        assert not (tmp_path / name).exists()
+    assert_clean_failure(run("sample", "-n", 1, "-o", tmp_path / "s.nope", "--size", "16x16"))
+    out = tmp_path / "s.jpg"
+    assert run("sample", "-n", 1, "-o", out, "--size", "16x16").exit_code == 0
+    assert Image.open(out).format == "JPEG"
+
+
+def test_max_pixels_from_the_cli(tmp_path, vqc_file):
+    assert_clean_failure(run("decompress", vqc_file, tmp_path / "y.png", "--max-pixels", 100))
+    assert_clean_failure(run("info", vqc_file, "--max-pixels", 100))
+    assert not (tmp_path / "y.png").exists()
+    assert run("decompress", vqc_file, tmp_path / "y.png", "--max-pixels", "none").exit_code == 0
+    assert_clean_failure(run("decompress", vqc_file, tmp_path / "z.png", "--max-pixels", "lots"))
+
+
+def test_bad_sampling_options_and_devices_are_one_line(tmp_path, photo_png, vqc_file):
+    import torch
+
+    for args in (("--size", "0x0"), ("--temperature", "nan"), ("--temperature", "inf"), ("--top-p", "nan")):
+        assert_clean_failure(run("sample", "-n", 1, "-o", tmp_path / "s.png", *args))
+    if not torch.cuda.is_available():
+        assert_clean_failure(run("compress", photo_png, tmp_path / "c.vqc", "--device", "cuda"))
+        assert_clean_failure(run("decompress", vqc_file, tmp_path / "c.png", "--device", "cuda"))
+
+
+def test_an_image_over_pillows_bomb_limit_is_one_line(tmp_path, monkeypatch):
+    big = tmp_path / "big.png"
+    Image.new("RGB", (300, 300)).save(big)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300 * 300 // 2 - 1)
+    r = run("compress", big, tmp_path / "big.vqc")
+    assert_clean_failure(r)
+    assert "MAX_IMAGE_PIXELS" in r.output
+
+
+def test_hostile_headers_are_one_line_for_info_and_decompress(tmp_path, model):
+    from vqcodec import bitstream
+    from vqcodec.bitstream import Coder, Header
+
+    vqc = tmp_path / "h.vqc"
+    for width, height, coder in ((65536, 65536, Coder.UNIFORM), (4096, 4096, Coder.UNIFORM),
+                                 (4096, 4096, Coder.PRIOR)):
+        grid = (-(-height // model.downsample), -(-width // model.downsample))
+        vqc.write_bytes(bitstream.pack(Header(width, height, model.model_id, 2, coder, *grid, 0), b""))
+        assert_clean_failure(run("decompress", vqc, tmp_path / "h.png", "--max-pixels", "none"))
+        if coder == Coder.UNIFORM:
+            assert_clean_failure(run("info", vqc, "--max-pixels", "none"))
+        assert not (tmp_path / "h.png").exists()

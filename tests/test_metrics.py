@@ -1,5 +1,7 @@
 """Metrics agree with scikit-image's reference implementations on real images."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from skimage import data as skdata
@@ -50,3 +52,24 @@ def test_lpips_without_weights_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("VQCODEC_LPIPS_WEIGHTS", str(tmp_path / "missing.safetensors"))
     with pytest.raises(MetricUnavailable, match="VQCODEC_LPIPS_WEIGHTS"):
         load_lpips()
+
+
+def test_lpips_never_unpickles_or_downloads(monkeypatch):
+    import pickle
+
+    import torch
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("LPIPS loading reached a pickle loader or a download")
+
+    for module, name in ((pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (torch, "load"),
+                         (torch.hub, "load_state_dict_from_url")):
+        monkeypatch.setattr(module, name, refuse)
+    monkeypatch.delenv("VQCODEC_LPIPS_WEIGHTS", raising=False)
+    with pytest.raises(MetricUnavailable, match="VQCODEC_LPIPS_WEIGHTS"):
+        load_lpips()
+    weights = Path(__file__).parent.parent.parent / "shared" / "weights" / "lpips_alex_v0.1.safetensors"
+    if not weights.is_file():
+        pytest.skip("the LPIPS weights are not beside this checkout")
+    monkeypatch.setenv("VQCODEC_LPIPS_WEIGHTS", str(weights))
+    assert isinstance(load_lpips(), torch.nn.Module)

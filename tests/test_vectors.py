@@ -40,7 +40,7 @@ def test_vectors_cover_both_coders_every_level_and_several_tile_groups():
 
 @pytest.mark.parametrize("name", sorted(RECORD))
 def test_info_names_the_model_that_made_a_file_and_the_one_that_decodes_it(name):
-    from vqcodec.cli import describe
+    from vqcodec import describe
 
     d = describe((VECTORS / RECORD[name]["file"]).read_bytes())
     assert (d["made_by"], d["model"]) == (RECORD[name]["model"], vqcodec.load_model().name)

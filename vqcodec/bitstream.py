@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
+from PIL import Image
 
 MAGIC = b"VQC"
 VERSION = 2
@@ -31,6 +32,14 @@ MAX_SIDE = 65536
 
 class FormatError(ValueError):
     """The bytes are not a .vqc file this version of vqcodec can decode."""
+
+
+class PixelLimitError(FormatError):
+    """The file claims a picture larger than the decoder was allowed to make (max_pixels)."""
+
+
+# Pillow's decompression-bomb convention: it refuses images over twice Image.MAX_IMAGE_PIXELS.
+DEFAULT_MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS
 
 
 class Coder(IntEnum):
@@ -88,3 +97,11 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         raise FormatError(f"invalid flags byte 0x{flags:02x}")
     header = Header(w + 1, h + 1, model_id, flags & 15, Coder(flags >> 4 & 3), gh, gw, grid_crc)
     return header, body[HEADER.size:]
+
+
+def check_pixels(header: Header, max_pixels: int | None) -> None:
+    """Refuse a header whose picture exceeds max_pixels (None: no limit), before anything is allocated."""
+    if max_pixels is not None and header.width * header.height > max_pixels:
+        raise PixelLimitError(f"the file claims a {header.width}x{header.height} picture "
+                              f"({header.width * header.height:,} pixels), over the limit of {max_pixels:,}; "
+                              "raise max_pixels (--max-pixels) if you trust it")

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import replace
@@ -13,12 +15,11 @@ from pathlib import Path
 import click
 import numpy as np
 
-from . import bitstream
-from .bitstream import FormatError
+from .bitstream import DEFAULT_MAX_PIXELS, FormatError
 from .images import ConversionWarning, ImageReadError
 from .metrics import MetricUnavailable
 from .search import DEFAULT_RD_LAMBDA
-from .zoo import DEFAULT_MODEL, ModelNotFound, find_model_by_id
+from .zoo import DEFAULT_MODEL, ModelNotFound
 
 EXPECTED_ERRORS = (FormatError, ImageReadError, ModelNotFound, MetricUnavailable, ValueError, OSError)
 
@@ -28,26 +29,47 @@ def _say_warning(message, category, filename, lineno, file=None, line=None) -> N
     click.echo(f"vqcodec: {prefix}: {message}", err=True)
 
 
+def _exit_on_signal(signum, frame) -> None:
+    # SystemExit unwinds through write_atomically, which removes its temporary file.
+    raise SystemExit(128 + signum)
+
+
 class Commands(click.Group):
-    """Turns every failure into one line on stderr and a non-zero exit code."""
+    """Turns every failure into one line on stderr and a non-zero exit code; SIGTERM ends the command
+    the way Ctrl-C does, leaving no partial output."""
 
     def invoke(self, ctx: click.Context):
         warnings.showwarning = _say_warning
         warnings.filterwarnings("ignore", module="torchvision")
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _exit_on_signal) if main_thread else None
         try:
             return super().invoke(ctx)
         except EXPECTED_ERRORS as e:
             raise click.ClickException(str(e) if not isinstance(e, OSError) or not e.filename
                                        else f"{e.filename}: {e.strerror}") from None
+        except click.UsageError as e:  # one line too, naming the command and `--help`
+            raise click.ClickException(f"{e.format_message()} (see '{e.ctx.command_path if e.ctx else 'vqcodec'} "
+                                       "--help')") from None
         except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
             raise
         except Exception as e:  # a bug: still one line, with what to report
             raise click.ClickException(f"internal error ({type(e).__name__}: {e}); please report it") from None
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_atomically(path: str | Path, write) -> None:
     """Call write(tmp_path) on a temporary file beside `path`, then rename it into place, so that a
-    failure never leaves a partial output. OSErrors name `path`, not the temporary file."""
+    failure or an interruption never leaves a partial output. The file gets the permissions any new
+    file gets under the user's umask. OSErrors name `path`, not the temporary file."""
     path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -55,6 +77,7 @@ def write_atomically(path: str | Path, write) -> None:
         raise OSError(e.errno, e.strerror, str(path)) from None
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         write(tmp)
         os.replace(tmp, path)
     except OSError as e:
@@ -65,8 +88,61 @@ def write_atomically(path: str | Path, write) -> None:
         raise
 
 
-def _save_png(image, path: str | Path) -> None:
-    write_atomically(path, lambda tmp: image.save(tmp, format="PNG"))
+def image_format(path: str | Path) -> str:
+    """The Pillow format an output path's suffix names; refuses a suffix Pillow cannot write."""
+    from PIL import Image
+
+    suffix = Path(path).suffix.lower()
+    fmt = Image.registered_extensions().get(suffix)
+    if fmt is None or fmt not in Image.SAVE:
+        raise click.ClickException(f"{path}: cannot tell an image format Pillow writes from the suffix "
+                                   f"{suffix or '(none)'!r}; use .png, .jpg, .webp, .tif, ...")
+    return fmt
+
+
+def save_image(image, path: str | Path) -> None:
+    """Write a PIL image in the format its path's suffix names, atomically."""
+    fmt = image_format(path)
+    write_atomically(path, lambda tmp: image.save(tmp, format=fmt))
+
+
+def refuse_overwriting_input(src: str | Path, dst: str | Path) -> None:
+    src, dst = Path(src), Path(dst)
+    if src.resolve() == dst.resolve() or (dst.exists() and src.exists() and os.path.samefile(src, dst)):
+        raise click.ClickException(f"{dst} is the input file: choose another output path")
+
+
+def check_device(device: str) -> str:
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise click.ClickException("--device cuda: no CUDA device is available here (use --device cpu)")
+    return device
+
+
+class PixelCount(click.ParamType):
+    """A pixel count, or 'none' for no limit."""
+    name = "PIXELS|none"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, int):
+            return value
+        if str(value).lower() == "none":
+            return None
+        try:
+            count = int(value)
+        except ValueError:
+            self.fail(f"expected a number of pixels or 'none', got {value!r}", param, ctx)
+        if count < 1:
+            self.fail(f"must be at least 1, got {count}", param, ctx)
+        return count
+
+
+def _max_pixels_option(f):
+    return click.option("--max-pixels", type=PixelCount(), default=DEFAULT_MAX_PIXELS, show_default=True,
+                        help="Refuse files that claim a larger picture ('none': no limit; the default is "
+                             "twice Pillow's decompression-bomb threshold).")(f)
 
 
 @click.group(cls=Commands)
@@ -91,8 +167,10 @@ def compress(src: str, dst: str, quality: int | None, model: str | None, device:
     from .codec import compress as _compress
     from .images import to_rgb
 
+    refuse_overwriting_input(src, dst)
     rgb = to_rgb(src)
-    data = _compress(rgb, quality=quality, model=model, device=device, coder=coder, rd_lambda=rd_lambda)
+    data = _compress(rgb, quality=quality, model=model, device=check_device(device), coder=coder,
+                     rd_lambda=rd_lambda)
     write_atomically(dst, lambda tmp: Path(tmp).write_bytes(data))
     click.echo(f"{dst}: {len(data)} bytes, {8 * len(data) / (rgb.shape[0] * rgb.shape[1]):.4f} bpp")
 
@@ -102,40 +180,26 @@ def compress(src: str, dst: str, quality: int | None, model: str | None, device:
 @click.argument("dst")
 @click.option("--model", "-m", default=None, help="Model folder, when the file was not made by a shipped model.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-def decompress(src: str, dst: str, model: str | None, device: str) -> None:
-    """Decompress the .vqc file SRC into the PNG image DST."""
+@_max_pixels_option
+def decompress(src: str, dst: str, model: str | None, device: str, max_pixels: int | None) -> None:
+    """Decompress the .vqc file SRC into the image DST (its suffix names the format: .png, .jpg, ...)."""
     from .codec import decompress as _decompress
 
-    image = _decompress(Path(src).read_bytes(), model=model, device=device)
-    _save_png(image, dst)
-
-
-def describe(data: bytes) -> dict:
-    """Header fields and sizes of a .vqc file (checks its CRC; does not decode)."""
-    header, payload = bitstream.unpack(data)
-    name = find_model_by_id(header.model_id)  # the shipped model that decodes it
-    codebook_size = made_by = None
-    if name is not None:
-        from .zoo import load_model
-        m = load_model(name)
-        codebook_size = m.codebook_size
-        made_by = name if m.model_id == header.model_id else m.reads_files_of[header.model_id]
-    return {
-        "version": bitstream.VERSION, "width": header.width, "height": header.height,
-        "model_id": header.model_id.hex(), "made_by": made_by, "model": name, "quality": header.quality,
-        "coder": header.coder.name.lower(), "grid": [header.grid_height, header.grid_width],
-        "tokens": header.quality * header.grid_height * header.grid_width, "codebook_size": codebook_size,
-        "payload_bytes": len(payload), "file_bytes": len(data),
-        "bpp": 8 * len(data) / (header.width * header.height),
-    }
+    refuse_overwriting_input(src, dst)
+    image_format(dst)
+    image = _decompress(src, model=model, device=check_device(device), max_pixels=max_pixels)
+    save_image(image, dst)
 
 
 @main.command()
 @click.argument("src")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def info(src: str, as_json: bool) -> None:
-    """Describe the .vqc file SRC."""
-    d = describe(Path(src).read_bytes())
+@_max_pixels_option
+def info(src: str, as_json: bool, max_pixels: int | None) -> None:
+    """Describe the .vqc file SRC (checked as far as possible without decoding it)."""
+    from .codec import describe
+
+    d = describe(src, max_pixels)
     if as_json:
         click.echo(json.dumps(d))
         return
@@ -164,8 +228,11 @@ def sample(count: int, dst: str, size: str, quality: int | None, seed: int, temp
         width, height = (int(v) for v in size.lower().split("x"))
     except ValueError:
         raise click.BadParameter(f"expected WIDTHxHEIGHT, got {size!r}", param_hint="--size") from None
+    if width < 1 or height < 1:
+        raise click.BadParameter(f"width and height must be at least 1, got {size!r}", param_hint="--size")
+    image_format(dst)
     images = _sample(count, (height, width), quality, temperature, top_k, top_p, seed, model)
-    _save_png(image_grid(images, min(count, 4)), dst)
+    save_image(image_grid(images, min(count, 4)), dst)
     click.echo(f"{dst}: {count} samples of {width}x{height}")
 
 
@@ -181,6 +248,7 @@ def demo(dst: str, quality: int | None, model: str | None) -> None:
     from .codec import compress as _compress, decompress as _decompress
     from .metrics import load_lpips, lpips_distance, psnr
 
+    image_format(dst)
     original = skdata.astronaut()
     t0 = time.perf_counter()
     blob = _compress(original, quality=quality, model=model)
@@ -197,7 +265,7 @@ def demo(dst: str, quality: int | None, model: str | None) -> None:
     side = Image.new("RGB", (2 * w, h))
     side.paste(Image.fromarray(original), (0, 0))
     side.paste(Image.fromarray(decoded), (w, 0))
-    _save_png(side, dst)
+    save_image(side, dst)
     click.echo(f"{dst}: original (left), decoded (right)")
 
 
@@ -247,12 +315,15 @@ def train() -> None:
               help="Steps the discriminator trains alone before --disc-start.")
 @click.option("--freeze-encoder", is_flag=True, help="Train the decoder only (token grids stay fixed).")
 @click.option("--depth", type=int, default=None, help="Residual depths (= quality levels) of a new run [default: 4].")
+@click.option("--code-dim", type=int, default=None,
+              help="Dimension of the quantized latent of a new run [default: 32, or --init-from's]; wider than "
+                   "--init-from's keeps its weights and re-initialises the codebooks.")
 @click.option("--init-from", type=click.Path(exists=True, file_okay=False), default=None,
               help="Start a new run from the tokenizer of this model folder (e.g. vqcodec/weights/vqc-v3); "
                    "depths beyond its own are k-means initialised.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def train_tokenizer_cmd(data, out, steps, minutes, batch, crop, lr, disc_start, disc_warmup, freeze_encoder, depth,
-                        init_from, seed) -> None:
+                        code_dim, init_from, seed) -> None:
     """Train the VQ-GAN tokenizer on the images under DATA."""
     from .tokenizer import TokenizerConfig
     from .train.tokenizer import TokenizerTrainConfig, train_tokenizer
@@ -262,6 +333,8 @@ def train_tokenizer_cmd(data, out, steps, minutes, batch, crop, lr, disc_start, 
         model_cfg = TokenizerConfig.from_dict(json.loads((Path(init_from) / "config.json").read_text())["tokenizer"])
     if depth:
         model_cfg = replace(model_cfg or TokenizerConfig(), depth=depth)
+    if code_dim:
+        model_cfg = replace(model_cfg or TokenizerConfig(), code_dim=code_dim)
     train_tokenizer(TokenizerTrainConfig(data=data, out=out, steps=steps, minutes=minutes, batch=batch, crop=crop,
                                          lr=lr, disc_start=disc_start, disc_warmup=disc_warmup,
                                          freeze_encoder=freeze_encoder,

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import os
+from typing import BinaryIO, Union
 
 import numpy as np
 import torch
@@ -9,8 +11,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import bitstream
-from .bitstream import Coder, FormatError, Header
-from .coding import TokenGrid, decode_tokens, encode_tokens
+from .bitstream import DEFAULT_MAX_PIXELS, Coder, FormatError, Header, check_pixels
+from .coding import TokenGrid, decode_tokens, encode_tokens, payload_too_short
 from .images import ImageLike, to_rgb
 from .search import DEFAULT_RD_LAMBDA, choose_codes
 from .zoo import RETIRED_MODELS, Model, find_model_by_id, load_model
@@ -18,6 +20,24 @@ from .zoo import RETIRED_MODELS, Model, find_model_by_id, load_model
 
 class ModelMismatch(FormatError):
     """The file was made by another model than the one asked to decode it."""
+
+
+VqcSource = Union[bytes, bytearray, memoryview, str, os.PathLike, BinaryIO]
+
+
+def read_source(source: VqcSource) -> bytes:
+    """The bytes of a .vqc file given as bytes, a path or a binary file object."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as f:
+            return f.read()
+    if hasattr(source, "read"):
+        data = source.read()
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError("a .vqc file object must be opened in binary mode")
+        return bytes(data)
+    raise TypeError(f"expected .vqc bytes, a path or a binary file object, got {type(source).__name__}")
 
 
 def _model(model: Model | str | None, device: str) -> Model:
@@ -119,17 +139,28 @@ def _decoding_model(header: Header, model: Model | str | None, device: str) -> M
     return m
 
 
-def decode_grid(data: bytes, model: Model | str | None = None,
-                device: str = "cpu") -> tuple[Header, TokenGrid, Model]:
-    """The header and the verified token grid of .vqc bytes, and the model that decodes them."""
-    header, payload = bitstream.unpack(bytes(data))
-    m = _decoding_model(header, model, device)
+def _check_grid(header: Header, payload: bytes, m: Model) -> tuple[int, int]:
+    """The grid the header's picture needs under model m; refuses a header that contradicts it."""
     if header.quality > m.levels:
         raise FormatError(f"quality {header.quality} exceeds model {m.name}'s {m.levels} levels")
     expected_grid = (-(-header.height // m.downsample), -(-header.width // m.downsample))
     if (header.grid_height, header.grid_width) != expected_grid:
         raise FormatError(f"grid {header.grid_height}x{header.grid_width} does not match a "
                           f"{header.width}x{header.height} image")
+    if header.coder == Coder.UNIFORM and payload_too_short(
+            payload, header.quality * expected_grid[0] * expected_grid[1] * math.log2(m.codebook_size)):
+        raise FormatError(f"payload of {len(payload)} bytes is too short for its "
+                          f"{header.quality}x{expected_grid[0]}x{expected_grid[1]} grid")
+    return expected_grid
+
+
+def decode_grid(source: VqcSource, model: Model | str | None = None, device: str = "cpu",
+                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[Header, TokenGrid, Model]:
+    """The header and the verified token grid of a .vqc file, and the model that decodes it."""
+    header, payload = bitstream.unpack(read_source(source))
+    check_pixels(header, max_pixels)
+    m = _decoding_model(header, model, device)
+    expected_grid = _check_grid(header, payload, m)
     prior = m.prior if header.coder == Coder.PRIOR else None
     grid = decode_tokens(payload, header.quality, expected_grid, m.codebook_size, prior)
     if bitstream.grid_checksum(grid.indices) != header.grid_crc:
@@ -137,8 +168,34 @@ def decode_grid(data: bytes, model: Model | str | None = None,
     return header, grid, m
 
 
-def decompress(data: bytes, model: Model | str | None = None, device: str = "cpu") -> Image.Image:
-    """Decode .vqc bytes into an RGB image. Raises FormatError (or its subclass ModelMismatch) for
-    files that are not, or no longer, decodable."""
-    header, grid, m = decode_grid(data, model, device)
+def decompress(source: VqcSource, model: Model | str | None = None, device: str = "cpu",
+               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode a .vqc file (bytes, a path or a binary file object) into an RGB image.
+    max_pixels: refuse files that claim a larger picture (PixelLimitError); None lifts the limit.
+    Raises FormatError (or its subclasses ModelMismatch, PixelLimitError) for any file that is not,
+    or no longer, decodable."""
+    header, grid, m = decode_grid(source, model, device, max_pixels)
     return detokenize(grid, header.width, header.height, m, device)
+
+
+def describe(source: VqcSource, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
+    """Header fields and sizes of a .vqc file, checked as far as is possible without decoding it
+    (CRC, pixel limit, the grid against the picture and the model, a uniform payload's length)."""
+    data = read_source(source)
+    header, payload = bitstream.unpack(data)
+    check_pixels(header, max_pixels)
+    name = find_model_by_id(header.model_id)  # the shipped model that decodes it
+    codebook_size = made_by = None
+    if name is not None:
+        m = load_model(name)
+        _check_grid(header, payload, m)
+        codebook_size = m.codebook_size
+        made_by = name if m.model_id == header.model_id else m.reads_files_of[header.model_id]
+    return {
+        "version": bitstream.VERSION, "width": header.width, "height": header.height,
+        "model_id": header.model_id.hex(), "made_by": made_by, "model": name, "quality": header.quality,
+        "coder": header.coder.name.lower(), "grid": [header.grid_height, header.grid_width],
+        "tokens": header.quality * header.grid_height * header.grid_width, "codebook_size": codebook_size,
+        "payload_bytes": len(payload), "file_bytes": len(data),
+        "bpp": 8 * len(data) / (header.width * header.height),
+    }

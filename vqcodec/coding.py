@@ -15,10 +15,16 @@ import constriction
 import numpy as np
 import torch
 
+from .bitstream import FormatError
 from .intprior import IntPrior
 
 CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
 TILE_GROUP = 16  # tiles coded together: bounds the memory of encoder and decoder on large images
+# A range coder's output is at least the information of what it coded, less a few bits, and the encoder
+# stores its words without trailing zero bytes (at most a word's worth, as measured). A decoder that has
+# read more information than the payload holds plus this slack is decoding data that is not there.
+SLACK_BITS = 96
+MAX_SYMBOL_BITS = 24  # constriction gives every symbol at least 2^-24 of the range (perfect=False)
 
 
 @dataclass
@@ -135,16 +141,37 @@ def encode_tokens(grid: TokenGrid, prior: IntPrior | None) -> bytes:
     return _to_bytes(encoder.get_compressed())
 
 
+def payload_too_short(payload: bytes, information_bits: float) -> bool:
+    """Whether a payload of this many bytes cannot hold this much information."""
+    return information_bits > 8 * len(payload) + SLACK_BITS
+
+
 def decode_tokens(payload: bytes, quality: int, shape: tuple[int, int], codebook_size: int,
                   prior: IntPrior | None) -> TokenGrid:
-    """Inverse of encode_tokens."""
+    """Inverse of encode_tokens. Raises FormatError as soon as the payload proves too short for its grid
+    or the coder meets data no encoder could have written: work before a refusal grows with the
+    payload's size, not with the grid's."""
     decoder = constriction.stream.queue.RangeDecoder(_to_words(payload))
     h, w = shape
     if prior is None:
+        if payload_too_short(payload, quality * h * w * np.log2(codebook_size)):
+            raise FormatError(f"payload of {len(payload)} bytes is too short for a {quality}x{h}x{w} grid")
         flat = decoder.decode(constriction.stream.model.Uniform(codebook_size), quality * h * w)
         return TokenGrid(flat.reshape(quality, h, w).astype(np.int64), codebook_size)
 
+    information = 0.0
+
     def read(freqs: np.ndarray) -> np.ndarray:
-        return decoder.decode(CATEGORICAL, freqs).astype(np.int64)
+        nonlocal information
+        try:
+            symbols = decoder.decode(CATEGORICAL, freqs).astype(np.int64)
+        except (AssertionError, ValueError, RuntimeError) as e:  # constriction's check of its own state
+            raise FormatError(f"the payload is not a valid range-coder stream for this model ({e})") from None
+        p = freqs[np.arange(len(symbols)), symbols] / freqs.sum(1)
+        information += float(np.minimum(-np.log2(p), MAX_SYMBOL_BITS).sum())
+        if payload_too_short(payload, information):
+            raise FormatError(f"payload of {len(payload)} bytes ran out before the {quality}x{h}x{w} grid "
+                              "was decoded: the file is truncated or damaged")
+        return symbols
 
     return TokenGrid(walk_prior(prior, quality, h, w, read), codebook_size)

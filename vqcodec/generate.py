@@ -2,6 +2,7 @@
 the prior's window are drawn through the seed paper's sliding attention window."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -66,8 +67,11 @@ def sample(n: int = 1, size: tuple[int, int] = (256, 256), quality: int | None =
            seed: int = 0, model: Model | str | None = None, device: str = "cpu") -> list[Image.Image]:
     """n images of size (height, width) drawn from the prior: within one window (256 x 256 pixels for
     the shipped model) as the codec walks it; larger through the sliding attention window."""
-    if n < 1 or temperature <= 0 or (top_k is not None and top_k < 1) or (top_p is not None and not 0 < top_p <= 1):
-        raise ValueError("need n >= 1, temperature > 0, top_k >= 1, 0 < top_p <= 1")
+    if n < 1 or not 0 < temperature < math.inf or (top_k is not None and top_k < 1) \
+            or (top_p is not None and not 0 < top_p <= 1):
+        raise ValueError("need n >= 1, a finite temperature > 0, top_k >= 1, 0 < top_p <= 1")
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"size must be (height, width), each at least 1, got {size!r}")
     m = model if isinstance(model, Model) else load_model(model, device)
     quality = m.default_quality if quality is None else quality
     if not 1 <= quality <= m.levels:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
 
@@ -30,15 +30,27 @@ class ImageReadError(ValueError):
     pass
 
 
+def _sixteen_bit(im: Image.Image) -> bool:
+    """Whether Pillow is about to read 16-bit samples into an 8-bit mode (it does so for RGB(A) PNG)."""
+    return not im.mode.startswith("I") and any(";16" in str(tile[3]) for tile in im.tile)
+
+
 def open_image(path: str | Path) -> Image.Image:
+    """Read an image file into memory (its first frame) and close it; Pillow's decompression-bomb
+    limit applies. What the read loses is noted in the image's info for to_rgb to report."""
     try:
-        im = Image.open(path)
-        im.load()
+        with Image.open(path) as im:
+            lost = {"vqcodec_frames": getattr(im, "n_frames", 1), "vqcodec_16bit": _sixteen_bit(im)}
+            im.load()
+            image = im.copy()
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such file") from None
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(f"{path}: {e} Raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f"{path}: not a readable image ({e})") from None
-    return im
+    image.info.update(lost)
+    return image
 
 
 def _from_array(a: np.ndarray) -> Image.Image:
@@ -52,7 +64,12 @@ def _from_array(a: np.ndarray) -> Image.Image:
         warnings.warn("16-bit samples reduced to 8 bits", ConversionWarning, stacklevel=3)
         a = (a >> 8).astype(np.uint8)
     elif np.issubdtype(a.dtype, np.floating):
-        a = (np.clip(a, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)  # floats are read as [0, 1]
+        if not np.isfinite(a).all():
+            raise ImageReadError("float array holds NaN or infinite values")
+        if a.min(initial=0.0) < 0 or a.max(initial=0.0) > 1:
+            raise ImageReadError(f"float arrays must hold values in [0, 1], got {a.min():.4g}..{a.max():.4g} "
+                                 "(for 0..255 data pass a uint8 array)")
+        a = (a * 255 + 0.5).astype(np.uint8)
     else:
         raise ImageReadError(f"unsupported array dtype {a.dtype}: use uint8, uint16 or float in [0, 1]")
     mode = {1: "L", 3: "RGB", 4: "RGBA"}[a.shape[2]]
@@ -60,8 +77,9 @@ def _from_array(a: np.ndarray) -> Image.Image:
 
 
 def to_rgb(image: ImageLike) -> np.ndarray:
-    """Any supported image as a (H, W, 3) uint8 array. Dropped alpha or reduced bit depth is
-    reported once as a ConversionWarning."""
+    """Any supported image as a (H, W, 3) uint8 array, turned upright by its EXIF orientation.
+    Whatever is lost on the way (alpha, bit depth, CMYK, later frames) is reported once as a
+    ConversionWarning."""
     if isinstance(image, (str, Path)):
         image = open_image(image)
     elif isinstance(image, np.ndarray):
@@ -71,6 +89,14 @@ def to_rgb(image: ImageLike) -> np.ndarray:
     if image.width < 1 or image.height < 1:
         raise ImageReadError("empty image")
     dropped = []
+    frames = image.info.get("vqcodec_frames", getattr(image, "n_frames", 1))
+    if frames > 1:
+        dropped.append(f"first frame of {frames} kept")
+    if image.info.get("vqcodec_16bit"):
+        dropped.append("16-bit samples reduced to 8 bits")
+    if image.mode == "CMYK":
+        dropped.append("CMYK converted to RGB")
+    image = ImageOps.exif_transpose(image)
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         a = np.asarray(image)
         if image.mode == "F":

@@ -78,28 +78,28 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def load_lpips() -> torch.nn.Module:
-    """LPIPS alex v0.1, from the safetensors file named by $VQCODEC_LPIPS_WEIGHTS, else through
-    the lpips package's own download of the AlexNet backbone."""
+    """LPIPS alex v0.1 from the safetensors file named by $VQCODEC_LPIPS_WEIGHTS (backbone and linear
+    layers). Nothing is downloaded or unpickled: the lpips package's own loaders (torchvision's hub cache,
+    its bundled .pth files) read pickles, so they are never called."""
     import lpips
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
 
     path = os.environ.get(LPIPS_WEIGHTS_ENV)
-    if path:
-        from safetensors.torch import load_file
-
-        if not os.path.isfile(path):
-            raise MetricUnavailable(f"{LPIPS_WEIGHTS_ENV}={path} is not a file")
-        model = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
-        missing, unexpected = model.load_state_dict(load_file(path), strict=False)
-        # The lpips package registers its linear layers twice (lin0 and lins.0); only the aliases may be missing.
-        if unexpected or any(not k.startswith("lins.") for k in missing):
-            raise MetricUnavailable(f"{path} is not an LPIPS alex v0.1 state dict")
-    else:
-        try:
-            model = lpips.LPIPS(net="alex", version="0.1", verbose=False)
-        except Exception as e:  # the backbone download failed: no internet, no cache
-            raise MetricUnavailable(
-                f"LPIPS needs the AlexNet backbone: set {LPIPS_WEIGHTS_ENV} to "
-                f"lpips_alex_v0.1.safetensors or allow the lpips package to download it ({e})") from e
+    if not path:
+        raise MetricUnavailable(f"LPIPS needs its weights: set {LPIPS_WEIGHTS_ENV} to the path of "
+                                "lpips_alex_v0.1.safetensors (README: LPIPS)")
+    if not os.path.isfile(path):
+        raise MetricUnavailable(f"{LPIPS_WEIGHTS_ENV}={path} is not a file")
+    try:
+        state = load_file(path)
+    except (SafetensorError, OSError) as e:
+        raise MetricUnavailable(f"{path} is not a safetensors file ({e})") from None
+    model = lpips.LPIPS(net="alex", version="0.1", pretrained=False, pnet_rand=True, verbose=False)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    # The lpips package registers its linear layers twice (lin0 and lins.0); only the aliases may be missing.
+    if unexpected or any(not k.startswith("lins.") for k in missing):
+        raise MetricUnavailable(f"{path} is not an LPIPS alex v0.1 state dict")
     return model.eval().requires_grad_(False)
 
 
