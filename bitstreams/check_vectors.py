@@ -18,7 +18,7 @@ from PIL import Image
 
 import vqcodec
 from vqcodec.codec import decode_grid, detokenize
-from vqcodec.eval import machine_description
+from vqcodec.bench import machine_description
 from vqcodec.intprior import IntPrior, int8_gemm_available
 
 VECTORS = Path(__file__).parent / "vectors"

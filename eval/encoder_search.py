@@ -25,7 +25,7 @@ import vqcodec
 from vqcodec.bitstream import HEADER, TRAILER
 from vqcodec.codec import _to_tensor, detokenize
 from vqcodec.coding import TokenGrid, encode_tokens
-from vqcodec.eval import bd_rate, machine_description, write_csv
+from vqcodec.bench import bd_rate, machine_description, write_csv
 from vqcodec.images import to_rgb
 from vqcodec.metrics import load_lpips, lpips_distance, psnr
 from vqcodec.search import BEAM_WIDTH, DEFAULT_RD_LAMBDA, choose_codes

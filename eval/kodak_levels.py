@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 import vqcodec
-from vqcodec.eval import machine_description, write_csv
+from vqcodec.bench import machine_description, write_csv
 from vqcodec.images import to_rgb
 from vqcodec.metrics import load_lpips, lpips_distance, ms_ssim, psnr
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vqcodec.eval import machine_description
+from vqcodec.bench import machine_description
 from vqcodec.metrics import psnr
 
 SIDE = 4096

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 import vqcodec
-from vqcodec.eval import machine_description
+from vqcodec.bench import machine_description
 from vqcodec.images import to_rgb
 
 

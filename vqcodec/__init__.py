@@ -5,13 +5,13 @@
     model = vqcodec.load_model()                       # the shipped model
     images = vqcodec.sample(4, seed=0)                 # unconditional generation
 """
-from . import eval  # noqa: A004  (vqcodec.eval: benchmarks)
+from . import bench  # vqcodec.bench: benchmarks
 from .bitstream import FormatError, PixelLimitError
 from .codec import ModelMismatch, compress, decompress, describe, reconstruct
 from .generate import sample
 from .images import ConversionWarning, ImageReadError
 from .zoo import Model, ModelNotFound, load_model
 
-__all__ = ["eval", "compress", "decompress", "describe", "reconstruct", "load_model", "sample", "Model",
+__all__ = ["bench", "compress", "decompress", "describe", "reconstruct", "load_model", "sample", "Model",
            "FormatError", "ModelMismatch", "PixelLimitError", "ModelNotFound", "ImageReadError", "ConversionWarning"]
 __version__ = "0.5.0"

@@ -282,7 +282,7 @@ def demo(dst: str, quality: int | None, model: str | None) -> None:
 def bench(folder: str, codecs: str, out: str, model: str | None, grid_image: str | None,
           grid_codecs: str | None) -> None:
     """Rate-distortion benchmark of the images under FOLDER: CSV, JSON, markdown, plots, BD-rates."""
-    from .eval import run_bench, write_report
+    from .bench import run_bench, write_report
 
     names = [c.strip() for c in codecs.split(",") if c.strip()]
     shown = ["vqcodec"] + [c.strip() for c in grid_codecs.split(",") if c.strip()] if grid_codecs else None

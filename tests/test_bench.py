@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from vqcodec.eval import bd_rate, mean_curves, run_bench, write_report
+from vqcodec.bench import bd_rate, mean_curves, run_bench, write_report
 from vqcodec.metrics import MetricUnavailable, load_lpips
 
 
@@ -60,7 +60,7 @@ def test_bd_rate_for_lower_is_better_metrics():
 
 
 def test_comparison_grid_has_a_row_per_image_and_level(model, tmp_path):
-    from vqcodec.eval import comparison_grid
+    from vqcodec.bench import comparison_grid
 
     paths = []
     for name, make in (("coffee.png", skdata.coffee), ("chelsea.png", skdata.chelsea)):
