@@ -232,3 +232,25 @@ def test_hostile_headers_are_one_line_for_info_and_decompress(tmp_path, model):
         if coder == Coder.UNIFORM:
             assert_clean_failure(run("info", vqc, "--max-pixels", "none"))
         assert not (tmp_path / "h.png").exists()
+
+
+def test_decompress_says_what_it_wrote_and_quiet_says_nothing(tmp_path, photo_png, vqc_file):
+    r = run("decompress", vqc_file, tmp_path / "y.png")
+    assert r.exit_code == 0 and "y.png: 128x96 from" in r.output and "bpp" in r.output
+    for args in (("compress", photo_png, tmp_path / "q.vqc"), ("decompress", vqc_file, tmp_path / "q.png"),
+                 ("sample", "-n", 1, "-o", tmp_path / "s.png", "--size", "16x16")):
+        r = CliRunner().invoke(main, [str(a) for a in args] + ["--quiet"])
+        assert r.exit_code == 0 and r.output == "", r.output
+
+
+def test_dash_reads_stdin_and_writes_stdout(tmp_path, photo_png):
+    r = CliRunner().invoke(main, ["compress", "-", "-", "--quality", "1"], input=photo_png.read_bytes())
+    assert r.exit_code == 0, r.output
+    data = r.stdout_bytes
+    assert data[:3] == b"VQC" and "bytes" in r.stderr
+    r = CliRunner().invoke(main, ["decompress", "-", "-"], input=data)
+    assert r.exit_code == 0
+    import io
+    assert Image.open(io.BytesIO(r.stdout_bytes)).size == (128, 96)
+    r = CliRunner().invoke(main, ["compress", "-", tmp_path / "x.vqc"], input=b"not an image")
+    assert_clean_failure(r)

@@ -166,8 +166,8 @@ def test_unknown_model_name_is_a_clear_error():
 
 
 def test_sample_draws_images_of_the_asked_size(model):
-    a = vqcodec.sample(2, size=(24, 40), seed=1, top_k=50, model=model)
-    b = vqcodec.sample(2, size=(24, 40), seed=1, top_k=50, model=model)
+    a = vqcodec.sample(2, size=(40, 24), seed=1, top_k=50, model=model)
+    b = vqcodec.sample(2, size=(40, 24), seed=1, top_k=50, model=model)
     assert [im.size for im in a] == [(40, 24)] * 2
     assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b))
     assert not np.array_equal(np.asarray(a[0]), np.asarray(a[1]))

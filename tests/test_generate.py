@@ -27,8 +27,8 @@ def test_sliding_window_continues_across_the_window_border(model):
 
 
 def test_samples_larger_than_the_window_have_the_asked_size(model):
-    a = vqcodec.sample(2, size=(16, 16 * 18), seed=3, top_k=50, model=model)
-    b = vqcodec.sample(2, size=(16, 16 * 18), seed=3, top_k=50, model=model)
+    a = vqcodec.sample(2, size=(16 * 18, 16), seed=3, top_k=50, model=model)
+    b = vqcodec.sample(2, size=(16 * 18, 16), seed=3, top_k=50, model=model)
     assert [im.size for im in a] == [(288, 16)] * 2
     assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b))
     assert not np.array_equal(np.asarray(a[0]), np.asarray(a[1]))

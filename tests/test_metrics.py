@@ -73,3 +73,31 @@ def test_lpips_never_unpickles_or_downloads(monkeypatch):
         pytest.skip("the LPIPS weights are not beside this checkout")
     monkeypatch.setenv("VQCODEC_LPIPS_WEIGHTS", str(weights))
     assert isinstance(load_lpips(), torch.nn.Module)
+
+
+def kodak_or_skimage_pairs():
+    """Pictures at Kodak's scale (all five MS-SSIM scales) with JPEG damage: Kodak where it is beside
+    this checkout, else scikit-image's photographs."""
+    import io
+
+    from PIL import Image
+
+    kodak = sorted((Path(__file__).parent.parent.parent / "shared" / "data" / "kodak").glob("*.png"))[:6]
+    originals = [np.asarray(Image.open(p).convert("RGB")) for p in kodak] or \
+        [skdata.astronaut(), skdata.chelsea(), skdata.coffee()]
+    for a in originals:
+        for quality in (5, 30):
+            buf = io.BytesIO()
+            Image.fromarray(a).save(buf, "JPEG", quality=quality)
+            yield a, np.asarray(Image.open(buf).convert("RGB"))
+
+
+def test_ms_ssim_equals_pytorch_msssim_on_kodak_sized_pictures():
+    import torch
+    from pytorch_msssim import ms_ssim as reference
+
+    def t(x):
+        return torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].double()
+
+    for a, b in kodak_or_skimage_pairs():
+        assert ms_ssim(a, b) == pytest.approx(reference(t(a), t(b), data_range=255).item(), abs=1e-4)

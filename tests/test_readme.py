@@ -32,6 +32,5 @@ def test_command_line_examples_run(tmp_path, small_photo):
             continue
         args = shlex.split(line)
         assert args[0] == "vqcodec"
-        result = subprocess.run([sys.executable, "-m", "vqcodec.cli", *args[1:]], cwd=tmp_path,
-                                capture_output=True, text=True)
-        assert result.returncode == 0, f"{line}\n{result.stderr}"
+        result = subprocess.run([sys.executable, "-m", "vqcodec", *args[1:]], cwd=tmp_path, capture_output=True)
+        assert result.returncode == 0, f"{line}\n{result.stderr.decode(errors='replace')}"

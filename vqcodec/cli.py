@@ -1,11 +1,11 @@
 """The `vqcodec` command line."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -16,12 +16,12 @@ import click
 import numpy as np
 
 from .bitstream import DEFAULT_MAX_PIXELS, FormatError
+from .output import image_format, save_image, write_atomically
 from .images import ConversionWarning, ImageReadError
 from .metrics import MetricUnavailable
-from .search import DEFAULT_RD_LAMBDA
-from .zoo import DEFAULT_MODEL, ModelNotFound
+from .defaults import DEFAULT_MODEL, DEFAULT_RD_LAMBDA, shipped_levels
 
-EXPECTED_ERRORS = (FormatError, ImageReadError, ModelNotFound, MetricUnavailable, ValueError, OSError)
+EXPECTED_ERRORS = (FormatError, ImageReadError, MetricUnavailable, ValueError, OSError)  # ModelNotFound is an OSError
 
 
 def _say_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -60,56 +60,19 @@ class Commands(click.Group):
                 signal.signal(signal.SIGTERM, previous)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomically(path: str | Path, write) -> None:
-    """Call write(tmp_path) on a temporary file beside `path`, then rename it into place, so that a
-    failure or an interruption never leaves a partial output. The file gets the permissions any new
-    file gets under the user's umask. OSErrors name `path`, not the temporary file."""
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise OSError(e.errno, e.strerror, str(path)) from None
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        os.unlink(tmp)
-        raise OSError(e.errno, e.strerror, str(path)) from None
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def image_format(path: str | Path) -> str:
-    """The Pillow format an output path's suffix names; refuses a suffix Pillow cannot write."""
-    from PIL import Image
-
-    suffix = Path(path).suffix.lower()
-    fmt = Image.registered_extensions().get(suffix)
-    if fmt is None or fmt not in Image.SAVE:
-        raise click.ClickException(f"{path}: cannot tell an image format Pillow writes from the suffix "
-                                   f"{suffix or '(none)'!r}; use .png, .jpg, .webp, .tif, ...")
-    return fmt
-
-
-def save_image(image, path: str | Path) -> None:
-    """Write a PIL image in the format its path's suffix names, atomically."""
-    fmt = image_format(path)
-    write_atomically(path, lambda tmp: image.save(tmp, format=fmt))
-
-
 def refuse_overwriting_input(src: str | Path, dst: str | Path) -> None:
     src, dst = Path(src), Path(dst)
     if src.resolve() == dst.resolve() or (dst.exists() and src.exists() and os.path.samefile(src, dst)):
         raise click.ClickException(f"{dst} is the input file: choose another output path")
+
+
+def need_extra(command: str, *modules: str) -> None:
+    """Refuse, in one line, a command whose optional packages (the 'bench' extra) are missing."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise click.ClickException(f"vqcodec {command} needs {', '.join(missing)}: pip install 'vqcodec[bench]'")
 
 
 def check_device(device: str) -> str:
@@ -151,44 +114,130 @@ def main() -> None:
     """vqcodec: a learned image codec (VQ-GAN tokens + transformer prior + range coding)."""
 
 
+STDIO = "-"
+DEVICE = click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+                      help="Where the networks run; files are the same either way (integer prior).")
+QUIET = click.option("--quiet", is_flag=True, help="Print nothing on success; no progress bars.")
+
+
+def _many_options(f):
+    f = click.option("--out-dir", "-o", type=click.Path(file_okay=False), default=None,
+                     help="Output folder: every PATH is an input (file or folder; folders keep their "
+                          "relative paths) and outputs are named after them.")(f)
+    f = click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+                     help="Worker processes with -o [default: the number of cores]; each gets cores/jobs "
+                          "torch threads.")(f)
+    f = click.option("--overwrite", is_flag=True, help="With -o: replace outputs that exist.")(f)
+    return click.option("--skip-existing", is_flag=True, help="With -o: leave outputs that exist alone.")(f)
+
+
+def _one_source_and_target(paths: tuple[str, ...], what: str) -> tuple[str, str]:
+    if len(paths) != 2:
+        raise click.UsageError(f"give SRC and DST, or inputs and --out-dir ({len(paths)} path(s) given for {what})")
+    src, dst = paths
+    if STDIO not in (src, dst):
+        refuse_overwriting_input(src, dst)
+    return src, dst
+
+
+def _report_many(results, quiet: bool) -> None:
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        click.echo(f"vqcodec: {r.source}: {r.error}", err=True)
+    if not quiet:
+        written = [r for r in results if r.status == "written"]
+        skipped = len(results) - len(written) - len(failed)
+        pixels = sum(r.pixels for r in written)
+        vqc_bytes = sum(r.target_bytes if r.target.suffix == ".vqc" else r.source_bytes for r in written)
+        rate = f", {8 * vqc_bytes / pixels:.4f} bpp over the written files" if pixels else ""
+        click.echo(f"{len(results)} file(s): {len(written)} written, {skipped} skipped, {len(failed)} failed{rate}")
+    if failed:
+        raise SystemExit(1)
+
+
+def _levels_help() -> str:
+    levels = shipped_levels()
+    return f"Quality level, 1 (smallest) to {levels[1]} [default: {levels[0]}, for {DEFAULT_MODEL}]."
+
+
 @main.command()
-@click.argument("src")
-@click.argument("dst")
-@click.option("--quality", "-q", type=int, default=None, help="Quality level, 1 (smallest) to the model's top level.")
+@click.argument("paths", nargs=-1, required=True, metavar="SRC DST | PATH... -o DIR")
+@click.option("--quality", "-q", type=click.IntRange(min=1), default=None, help=_levels_help())
 @click.option("--model", "-m", default=None, help=f"Shipped model name or model folder [default: {DEFAULT_MODEL}].")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@DEVICE
 @click.option("--coder", type=click.Choice(["prior", "uniform"]), default="prior", show_default=True,
               help="uniform: no prior, log2 K bits per index (for comparison).")
 @click.option("--rd-lambda", type=float, default=DEFAULT_RD_LAMBDA, show_default=True,
-              help="What a bit is worth when the encoder picks codes: larger gives smaller files; 0: closest codes.")
-def compress(src: str, dst: str, quality: int | None, model: str | None, device: str, coder: str,
-             rd_lambda: float) -> None:
-    """Compress image SRC into the .vqc file DST."""
-    from .codec import compress as _compress
-    from .images import to_rgb
+              help="What a bit is worth when the encoder picks codes, >= 0: larger gives smaller files; 0: closest codes.")
+@_many_options
+@QUIET
+def compress(paths: tuple[str, ...], quality: int | None, model: str | None, device: str, coder: str,
+             rd_lambda: float, out_dir: str | None, jobs: int | None, overwrite: bool, skip_existing: bool,
+             quiet: bool) -> None:
+    """Compress image SRC into the .vqc file DST ('-': stdin / stdout), or every image PATH (files and
+    folders) into the folder DIR."""
+    if out_dir is not None:
+        from .batch import compress_many
 
-    refuse_overwriting_input(src, dst)
-    rgb = to_rgb(src)
+        if coder != "prior":
+            raise click.UsageError("--coder uniform is for single files")
+        check_device(device)
+        _report_many(compress_many(paths, out_dir, quality, model, device, rd_lambda, jobs, overwrite,
+                                   skip_existing, progress=not quiet), quiet)
+        return
+    from .codec import compress as _compress
+    from .images import open_image, to_rgb
+
+    src, dst = _one_source_and_target(paths, "compress")
+    rgb = to_rgb(open_image(io.BytesIO(sys.stdin.buffer.read()), "stdin") if src == STDIO else src)
     data = _compress(rgb, quality=quality, model=model, device=check_device(device), coder=coder,
                      rd_lambda=rd_lambda)
-    write_atomically(dst, lambda tmp: Path(tmp).write_bytes(data))
-    click.echo(f"{dst}: {len(data)} bytes, {8 * len(data) / (rgb.shape[0] * rgb.shape[1]):.4f} bpp")
+    if dst == STDIO:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        write_atomically(dst, lambda tmp: Path(tmp).write_bytes(data))
+    if not quiet:
+        click.echo(f"{dst}: {len(data)} bytes, {8 * len(data) / (rgb.shape[0] * rgb.shape[1]):.4f} bpp",
+                   err=dst == STDIO)
 
 
 @main.command()
-@click.argument("src")
-@click.argument("dst")
+@click.argument("paths", nargs=-1, required=True, metavar="SRC DST | PATH... -o DIR")
 @click.option("--model", "-m", default=None, help="Model folder, when the file was not made by a shipped model.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@DEVICE
 @_max_pixels_option
-def decompress(src: str, dst: str, model: str | None, device: str, max_pixels: int | None) -> None:
-    """Decompress the .vqc file SRC into the image DST (its suffix names the format: .png, .jpg, ...)."""
+@click.option("--suffix", default=".png", show_default=True,
+              help="With -o: the image format of the outputs, by suffix (.png, .jpg, .webp, ...).")
+@_many_options
+@QUIET
+def decompress(paths: tuple[str, ...], model: str | None, device: str, max_pixels: int | None, suffix: str,
+               out_dir: str | None, jobs: int | None, overwrite: bool, skip_existing: bool, quiet: bool) -> None:
+    """Decompress the .vqc file SRC into the image DST, its suffix naming the format ('-': stdin / PNG
+    on stdout), or every .vqc PATH (files and folders) into the folder DIR."""
+    if out_dir is not None:
+        from .batch import decompress_many
+
+        image_format(f"x{suffix}")
+        check_device(device)
+        _report_many(decompress_many(paths, out_dir, suffix, model, device, max_pixels, jobs, overwrite,
+                                     skip_existing, progress=not quiet), quiet)
+        return
     from .codec import decompress as _decompress
 
-    refuse_overwriting_input(src, dst)
-    image_format(dst)
-    image = _decompress(src, model=model, device=check_device(device), max_pixels=max_pixels)
-    save_image(image, dst)
+    src, dst = _one_source_and_target(paths, "decompress")
+    if dst != STDIO:
+        image_format(dst)
+    data = sys.stdin.buffer.read() if src == STDIO else Path(src).read_bytes()
+    image = _decompress(data, model=model, device=check_device(device), max_pixels=max_pixels)
+    if dst == STDIO:
+        image.save(sys.stdout.buffer, format="PNG")
+        sys.stdout.buffer.flush()
+    else:
+        save_image(image, dst)
+    if not quiet:
+        click.echo(f"{dst}: {image.width}x{image.height} from {len(data)} bytes "
+                   f"({8 * len(data) / (image.width * image.height):.4f} bpp)", err=dst == STDIO)
 
 
 @main.command()
@@ -212,15 +261,19 @@ def info(src: str, as_json: bool, max_pixels: int | None) -> None:
 @main.command()
 @click.option("-n", "count", type=int, default=4, show_default=True, help="Number of images.")
 @click.option("-o", "--out", "dst", required=True, help="Output PNG (a grid of the samples).")
-@click.option("--size", default="256x256", show_default=True, help="WIDTHxHEIGHT of each sample.")
-@click.option("--quality", "-q", type=int, default=None)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--temperature", type=float, default=1.0, show_default=True)
-@click.option("--top-k", type=int, default=None)
-@click.option("--top-p", type=float, default=None)
-@click.option("--model", "-m", default=None)
+@click.option("--size", default="256x256", show_default=True,
+              help="WIDTHxHEIGHT of each sample; beyond 256 px a side the prior's window slides (slow).")
+@click.option("--quality", "-q", type=click.IntRange(min=1), default=None, help=_levels_help())
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed draws the same images.")
+@click.option("--temperature", type=float, default=1.0, show_default=True,
+              help="Divides the prior's log-probabilities, > 0: below 1 plainer, above 1 wilder.")
+@click.option("--top-k", type=click.IntRange(min=1), default=None, help="Draw from the k most likely codes only [default: all].")
+@click.option("--top-p", type=float, default=None,
+              help="Draw from the most likely codes that make up this share of probability, in (0, 1] [default: 1].")
+@click.option("--model", "-m", default=None, help=f"Shipped model name or model folder [default: {DEFAULT_MODEL}].")
+@QUIET
 def sample(count: int, dst: str, size: str, quality: int | None, seed: int, temperature: float,
-           top_k: int | None, top_p: float | None, model: str | None) -> None:
+           top_k: int | None, top_p: float | None, model: str | None, quiet: bool) -> None:
     """Draw images from the prior (unconditional generation)."""
     from .generate import image_grid, sample as _sample
 
@@ -231,18 +284,20 @@ def sample(count: int, dst: str, size: str, quality: int | None, seed: int, temp
     if width < 1 or height < 1:
         raise click.BadParameter(f"width and height must be at least 1, got {size!r}", param_hint="--size")
     image_format(dst)
-    images = _sample(count, (height, width), quality, temperature, top_k, top_p, seed, model)
+    images = _sample(count, (width, height), quality, temperature, top_k, top_p, seed, model, progress=not quiet)
     save_image(image_grid(images, min(count, 4)), dst)
-    click.echo(f"{dst}: {count} samples of {width}x{height}")
+    if not quiet:
+        click.echo(f"{dst}: {count} samples of {width}x{height}")
 
 
 @main.command()
 @click.option("-o", "--out", "dst", default="vqcodec-demo.png", show_default=True, help="Side-by-side PNG.")
-@click.option("--quality", "-q", type=int, default=None)
-@click.option("--model", "-m", default=None)
+@click.option("--quality", "-q", type=click.IntRange(min=1), default=None, help=_levels_help())
+@click.option("--model", "-m", default=None, help=f"Shipped model name or model folder [default: {DEFAULT_MODEL}].")
 def demo(dst: str, quality: int | None, model: str | None) -> None:
     """Compress and decompress scikit-image's astronaut; print size and quality."""
     from PIL import Image
+    need_extra("demo", "skimage")
     from skimage import data as skdata
 
     from .codec import compress as _compress, decompress as _decompress
@@ -279,9 +334,13 @@ def demo(dst: str, quality: int | None, model: str | None) -> None:
               help="File name(s), comma-separated, of the images for the comparison grid [default: the first].")
 @click.option("--grid-codecs", default=None,
               help="Comma-separated codecs shown beside vqcodec in the comparison grid [default: all benchmarked].")
+@QUIET
 def bench(folder: str, codecs: str, out: str, model: str | None, grid_image: str | None,
-          grid_codecs: str | None) -> None:
+          grid_codecs: str | None, quiet: bool) -> None:
     """Rate-distortion benchmark of the images under FOLDER: CSV, JSON, markdown, plots, BD-rates."""
+    need_extra("bench", "lpips", "matplotlib", "scipy", "skimage")
+    if quiet:
+        os.environ["TQDM_DISABLE"] = "1"
     from .bench import run_bench, write_report
 
     names = [c.strip() for c in codecs.split(",") if c.strip()]
@@ -294,7 +353,8 @@ def bench(folder: str, codecs: str, out: str, model: str | None, grid_image: str
     command = "vqcodec bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else f"vqcodec bench {folder}"
     grid_images = [g.strip() for g in grid_image.split(",")] if grid_image else None
     write_report(rows, out, names, folder, command, model, grid_images, shown)
-    click.echo(Path(out, "results.md").read_text())
+    if not quiet:
+        click.echo(Path(out, "results.md").read_text())
 
 
 @main.group()
@@ -305,11 +365,11 @@ def train() -> None:
 @train.command("tokenizer")
 @click.argument("data")
 @click.option("--run", "out", required=True, help="Run folder for checkpoints and logs (resumed if present).")
-@click.option("--steps", type=int, default=3000, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=3000, show_default=True, help="Total steps of the run (its learning-rate schedule ends here).")
 @click.option("--minutes", type=float, default=0.0, help="Stop with a checkpoint after this much wall time.")
-@click.option("--batch", type=int, default=8, show_default=True)
-@click.option("--crop", type=int, default=128, show_default=True)
-@click.option("--lr", type=float, default=2e-4, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Crops per step (per process under torchrun).")
+@click.option("--crop", type=click.IntRange(min=16), default=128, show_default=True, help="Side of the square training crops, in pixels.")
+@click.option("--lr", type=float, default=2e-4, show_default=True, help="Adam learning rate after the warm-up.")
 @click.option("--disc-start", type=int, default=2000, show_default=True, help="Step that switches the GAN loss on.")
 @click.option("--disc-warmup", type=int, default=0, show_default=True,
               help="Steps the discriminator trains alone before --disc-start.")
@@ -321,11 +381,12 @@ def train() -> None:
 @click.option("--init-from", type=click.Path(exists=True, file_okay=False), default=None,
               help="Start a new run from the tokenizer of this model folder (e.g. vqcodec/weights/vqc-v3); "
                    "depths beyond its own are k-means initialised.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the crops and the initialisation.")
 def train_tokenizer_cmd(data, out, steps, minutes, batch, crop, lr, disc_start, disc_warmup, freeze_encoder, depth,
                         code_dim, init_from, seed) -> None:
     """Train the VQ-GAN tokenizer on the images under DATA."""
     from .tokenizer import TokenizerConfig
+    need_extra("train", "lpips")
     from .train.tokenizer import TokenizerTrainConfig, train_tokenizer
 
     model_cfg = None
@@ -344,10 +405,12 @@ def train_tokenizer_cmd(data, out, steps, minutes, batch, crop, lr, disc_start, 
 @train.command("prior")
 @click.argument("data")
 @click.option("--run", "out", required=True, help="Run folder holding the trained tokenizer.")
-@click.option("--steps", type=int, default=6000, show_default=True)
-@click.option("--minutes", type=float, default=0.0)
-@click.option("--batch", type=int, default=16, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=6000, show_default=True,
+              help="Total steps of the run (its cosine schedule ends here).")
+@click.option("--minutes", type=float, default=0.0, show_default=True,
+              help="Stop with a checkpoint after this much wall time in all (0: no limit).")
+@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Token tiles per step.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the tile draws and the initialisation.")
 def train_prior_cmd(data, out, steps, minutes, batch, seed) -> None:
     """Train the transformer prior on token grids of the images under DATA."""
     from .train.prior import PriorTrainConfig, train_prior
@@ -358,7 +421,7 @@ def train_prior_cmd(data, out, steps, minutes, batch, seed) -> None:
 @train.command("export")
 @click.argument("run")
 @click.argument("dst")
-@click.option("--default-quality", type=int, default=2, show_default=True)
+@click.option("--default-quality", type=click.IntRange(min=1), default=2, show_default=True, help="The level compress uses when none is given.")
 @click.option("--reads-files-of", type=click.Path(exists=True, file_okay=False), default=None,
               help="An earlier model folder whose files the new model decodes: allowed when the run kept its "
                    "codebooks and prior (a decoder-only run), checked.")

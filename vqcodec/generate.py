@@ -64,19 +64,21 @@ def _sampler(rng: np.random.Generator, temperature: float, top_k: int | None, to
 
 def sample(n: int = 1, size: tuple[int, int] = (256, 256), quality: int | None = None,
            temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-           seed: int = 0, model: Model | str | None = None, device: str = "cpu") -> list[Image.Image]:
-    """n images of size (height, width) drawn from the prior: within one window (256 x 256 pixels for
-    the shipped model) as the codec walks it; larger through the sliding attention window."""
+           seed: int = 0, model: Model | str | None = None, device: str = "cpu",
+           progress: bool = False) -> list[Image.Image]:
+    """n images of size (width, height), as Pillow gives sizes, drawn from the prior: within one window
+    (256 x 256 pixels for the shipped model) as the codec walks it; larger through the sliding attention
+    window (progress: a bar on stderr)."""
     if n < 1 or not 0 < temperature < math.inf or (top_k is not None and top_k < 1) \
             or (top_p is not None and not 0 < top_p <= 1):
         raise ValueError("need n >= 1, a finite temperature > 0, top_k >= 1, 0 < top_p <= 1")
     if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"size must be (height, width), each at least 1, got {size!r}")
+        raise ValueError(f"size must be (width, height), each at least 1, got {size!r}")
     m = model if isinstance(model, Model) else load_model(model, device)
     quality = m.default_quality if quality is None else quality
     if not 1 <= quality <= m.levels:
         raise ValueError(f"quality must be from 1 to {m.levels}")
-    height, width = size
+    width, height = size
     gh, gw = -(-height // m.downsample), -(-width // m.downsample)
     rng = np.random.default_rng(seed)
     choose = _sampler(rng, temperature, top_k, top_p)
@@ -84,7 +86,7 @@ def sample(n: int = 1, size: tuple[int, int] = (256, 256), quality: int | None =
     if gh <= window and gw <= window:
         grids = [TokenGrid(walk_prior(m.prior, quality, gh, gw, choose), m.codebook_size) for _ in range(n)]
     else:
-        grids = [TokenGrid(g, m.codebook_size) for g in walk_sliding_window(m.prior, n, quality, gh, gw, choose, progress=True)]
+        grids = [TokenGrid(g, m.codebook_size) for g in walk_sliding_window(m.prior, n, quality, gh, gw, choose, progress)]
     return [detokenize(grid, width, height, m) for grid in grids]
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -35,20 +35,22 @@ def _sixteen_bit(im: Image.Image) -> bool:
     return not im.mode.startswith("I") and any(";16" in str(tile[3]) for tile in im.tile)
 
 
-def open_image(path: str | Path) -> Image.Image:
-    """Read an image file into memory (its first frame) and close it; Pillow's decompression-bomb
-    limit applies. What the read loses is noted in the image's info for to_rgb to report."""
+def open_image(path: str | Path | BinaryIO, name: str | None = None) -> Image.Image:
+    """Read an image file (a path or a binary file object, called `name` in errors) into memory, its
+    first frame, and close it; Pillow's decompression-bomb limit applies. What the read loses is noted
+    in the image's info for to_rgb to report."""
+    name = name or str(path)
     try:
         with Image.open(path) as im:
             lost = {"vqcodec_frames": getattr(im, "n_frames", 1), "vqcodec_16bit": _sixteen_bit(im)}
             im.load()
             image = im.copy()
     except FileNotFoundError:
-        raise ImageReadError(f"{path}: no such file") from None
+        raise ImageReadError(f"{name}: no such file") from None
     except Image.DecompressionBombError as e:
-        raise ImageReadError(f"{path}: {e} Raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file.") from None
+        raise ImageReadError(f"{name}: {e} Raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageReadError(f"{path}: not a readable image ({e})") from None
+        raise ImageReadError(f"{name}: not a readable image ({e})") from None
     image.info.update(lost)
     return image
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import torch
 
 LPIPS_WEIGHTS_ENV = "VQCODEC_LPIPS_WEIGHTS"
 
@@ -77,7 +76,7 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.prod(np.stack(values) ** wt[:, None], 0).mean())
 
 
-def load_lpips() -> torch.nn.Module:
+def load_lpips() -> "torch.nn.Module":
     """LPIPS alex v0.1 from the safetensors file named by $VQCODEC_LPIPS_WEIGHTS (backbone and linear
     layers). Nothing is downloaded or unpickled: the lpips package's own loaders (torchvision's hub cache,
     its bundled .pth files) read pickles, so they are never called."""
@@ -103,8 +102,10 @@ def load_lpips() -> torch.nn.Module:
     return model.eval().requires_grad_(False)
 
 
-def lpips_distance(model: torch.nn.Module, a: np.ndarray, b: np.ndarray) -> float:
+def lpips_distance(model: "torch.nn.Module", a: np.ndarray, b: np.ndarray) -> float:
     """LPIPS between two uint8 RGB arrays (H, W, 3)."""
+    import torch
+
     def t(x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(x).permute(2, 0, 1)[None].float() / 127.5 - 1
 

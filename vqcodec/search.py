@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from .coding import group_pass, tile_groups
+from .defaults import DEFAULT_RD_LAMBDA
 from .intprior import IntPrior
 
 BEAM_WIDTH = 4           # paths kept per position; wider beams gained nothing more on Kodak
-DEFAULT_RD_LAMBDA = 0.1  # bits against squared error of vqc-v3's latent, chosen on Kodak (eval/results/prior.md)
 
 
 def _bits(prior: IntPrior, greedy: np.ndarray, group: list) -> torch.Tensor:

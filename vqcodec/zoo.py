@@ -13,13 +13,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from .defaults import DEFAULT_MODEL
 from .intprior import IntPrior
 from .prior import PriorConfig
 from .tokenizer import Tokenizer, TokenizerConfig
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MODELS = {"vqc-v3": WEIGHTS_DIR / "vqc-v3"}  # shipped models by name
-DEFAULT_MODEL = "vqc-v3"
 # Models that earlier versions shipped, by the 4-byte id their files carry: a file made by one says where
 # its model can be found instead of only that it is unknown.
 RETIRED_MODELS = {bytes.fromhex("42abd8b8"): "vqc-v1, shipped by vqcodec 0.2 (git tag v0.2.0)"}

@@ -1,0 +1,69 @@
+"""Whole folders, on worker processes: relative paths kept, existing outputs skipped or overwritten by
+flag, one failure reported without stopping the others, nothing half-written."""
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import vqcodec
+from vqcodec.cli import main
+
+
+@pytest.fixture
+def folder(tmp_path, small_photo):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    Image.fromarray(small_photo).save(src / "a.png")
+    Image.fromarray(small_photo[::-1]).save(src / "sub" / "b.jpg")
+    (src / "notes.txt").write_text("not an image")
+    return src
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_compress_and_decompress_a_folder_on_two_processes(tmp_path, folder, small_photo):
+    vqc, png = tmp_path / "vqc", tmp_path / "png"
+    r = run("compress", folder, "-o", vqc, "--jobs", 2, "-q", 1)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.relative_to(vqc).as_posix() for p in vqc.rglob("*.vqc")) == ["a.vqc", "sub/b.vqc"]
+    assert (vqc / "a.vqc").read_bytes() == vqcodec.compress(small_photo, quality=1)
+    r = run("decompress", vqc, "-o", png, "--jobs", 2)
+    assert r.exit_code == 0, r.output
+    assert "2 written" in r.output
+    np.testing.assert_array_equal(np.asarray(Image.open(png / "a.png")),
+                                  np.asarray(vqcodec.decompress(vqc / "a.vqc")))
+    assert Image.open(png / "sub" / "b.png").size == (128, 96)
+
+
+def test_existing_outputs_are_failures_unless_skipped_or_overwritten(tmp_path, folder):
+    out = tmp_path / "vqc"
+    assert run("compress", folder, "-o", out, "-q", 1, "--jobs", 1).exit_code == 0
+    (out / "a.vqc").write_bytes(b"old")
+    r = run("compress", folder, "-o", out, "-q", 1, "--jobs", 1)
+    assert r.exit_code == 1 and "exists" in r.output
+    assert (out / "a.vqc").read_bytes() == b"old"
+    r = run("compress", folder, "-o", out, "-q", 1, "--jobs", 1, "--skip-existing")
+    assert r.exit_code == 0 and "2 skipped" in r.output
+    assert run("compress", folder, "-o", out, "-q", 1, "--jobs", 1, "--overwrite").exit_code == 0
+    assert (out / "a.vqc").read_bytes()[:3] == b"VQC"
+
+
+def test_one_bad_file_is_reported_and_the_others_are_written(tmp_path, folder):
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    results = vqcodec.compress_many([folder], tmp_path / "out", quality=1, jobs=1)
+    status = {r.source.name: r.status for r in results}
+    assert status == {"a.png": "written", "broken.png": "failed", "b.jpg": "written"}
+    assert "not a readable image" in next(r.error for r in results if r.status == "failed")
+    assert not (tmp_path / "out" / "broken.vqc").exists()
+    assert not list((tmp_path / "out").rglob("*.tmp"))
+    r = run("compress", folder, "-o", tmp_path / "out2", "-q", 1, "--jobs", 1)
+    assert r.exit_code == 1 and "broken.png" in r.output and "2 written" in r.output
+
+
+def test_two_inputs_that_would_share_an_output_are_refused(tmp_path, folder):
+    Image.open(folder / "a.png").save(tmp_path / "a.png")
+    r = run("compress", folder / "a.png", tmp_path / "a.png", "-o", tmp_path / "out")
+    assert r.exit_code != 0 and "both" in r.output
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,48 @@
+"""The Pillow plugin, through Pillow's own API."""
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import vqcodec
+
+VECTOR = Path(__file__).parent.parent / "bitstreams" / "vectors" / "coffee-q1-prior.vqc"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registered():
+    vqcodec.register_pillow()
+
+
+def test_image_open_reads_the_header_then_decodes_on_load():
+    im = Image.open(VECTOR)
+    assert im.format == "VQC" and im.mode == "RGB"
+    header = vqcodec.describe(VECTOR)
+    assert im.size == (header["width"], header["height"])
+    assert im.info["quality"] == 1
+    np.testing.assert_array_equal(np.asarray(im), np.asarray(vqcodec.decompress(VECTOR)))
+
+
+def test_image_save_encodes_with_the_level_given_as_quality(tmp_path, small_photo):
+    path = tmp_path / "x.vqc"
+    Image.fromarray(small_photo).save(path, quality=1)
+    assert path.read_bytes() == vqcodec.compress(small_photo, quality=1)
+    buf = io.BytesIO()
+    Image.fromarray(small_photo).save(buf, format="VQC", quality=3)
+    assert Image.open(io.BytesIO(buf.getvalue())).info["quality"] == 3
+
+
+def test_vqc_is_a_registered_extension_and_other_formats_still_open(tmp_path, small_photo):
+    assert Image.registered_extensions()[".vqc"] == "VQC"
+    Image.fromarray(small_photo).save(tmp_path / "x.png")
+    assert Image.open(tmp_path / "x.png").format == "PNG"
+
+
+def test_a_damaged_vqc_is_not_identified(tmp_path):
+    data = bytearray(VECTOR.read_bytes())
+    data[-1] ^= 1
+    (tmp_path / "bad.vqc").write_bytes(bytes(data))
+    with pytest.raises(Image.UnidentifiedImageError):
+        Image.open(tmp_path / "bad.vqc")

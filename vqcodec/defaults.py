@@ -1,0 +1,13 @@
+"""Defaults the command line shows in its help: kept free of torch so that `vqcodec --help` answers at once."""
+
+DEFAULT_MODEL = "vqc-v3"   # the shipped model that compresses when none is named
+DEFAULT_RD_LAMBDA = 0.1    # bits against squared error of vqc-v3's latent, chosen on Kodak (eval/results/prior.md)
+
+
+def shipped_levels(name: str = DEFAULT_MODEL) -> tuple[int, int]:
+    """(default, top) quality level of a shipped model, from its config alone."""
+    import json
+    from pathlib import Path
+
+    config = json.loads((Path(__file__).parent / "weights" / name / "config.json").read_text())
+    return config.get("default_quality", 1), config["tokenizer"]["depth"]

@@ -1,0 +1,76 @@
+"""A Pillow plugin for .vqc files, opt-in because decoding needs torch:
+
+    import vqcodec
+    from PIL import Image
+
+    vqcodec.register_pillow()
+    im = Image.open("photo.vqc")          # reads the header only: size and mode are known at once
+    im.load()                             # decodes (the prior's walk and the CNN decoder)
+    im.save("copy.vqc", quality=2)        # encodes; quality is the level, 1 .. the model's top level
+
+Save options: quality (level), model (name or folder), rd_lambda. Open accepts the decoder's
+max_pixels through PIL.Image.MAX_IMAGE_PIXELS, as for any format Pillow reads.
+"""
+from __future__ import annotations
+
+from typing import IO
+
+from PIL import Image, ImageFile
+
+from . import bitstream
+from .bitstream import FormatError
+
+FORMAT = "VQC"
+EXTENSION = ".vqc"
+MIME = "image/x-vqc"
+
+
+def _accept(prefix: bytes) -> bool:
+    return prefix[:3] == bitstream.MAGIC
+
+
+class VqcImageFile(ImageFile.ImageFile):
+    format = FORMAT
+    format_description = "vqcodec learned image (VQ-GAN tokens, transformer prior, range coding)"
+
+    def _open(self) -> None:
+        data = self.fp.read()
+        try:
+            header, _ = bitstream.unpack(data)
+        except FormatError as e:
+            raise SyntaxError(str(e)) from None  # Pillow's way of saying "not this format"
+        self._vqc = data
+        self._size = (header.width, header.height)
+        self._mode = "RGB"
+        self.info["quality"] = header.quality
+        self.info["model_id"] = header.model_id.hex()
+        self.tile = []
+
+    def load(self):
+        if self._im is None and getattr(self, "_vqc", None) is not None:
+            from .codec import decompress
+
+            # Image.open has applied Pillow's decompression-bomb check (MAX_IMAGE_PIXELS) to the size.
+            decoded = decompress(self._vqc, max_pixels=None)
+            self.load_prepare()
+            self.frombytes(decoded.tobytes())
+            self._vqc = None
+        return Image.Image.load(self)
+
+
+def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
+    from .codec import compress
+    from .defaults import DEFAULT_RD_LAMBDA
+
+    options = im.encoderinfo
+    data = compress(im, quality=options.get("quality"), model=options.get("model"),
+                    rd_lambda=options.get("rd_lambda", DEFAULT_RD_LAMBDA))
+    fp.write(data)
+
+
+def register_pillow() -> None:
+    """Teach Pillow to open and save .vqc files (Image.open, Image.save, registered_extensions)."""
+    Image.register_open(FORMAT, VqcImageFile, _accept)
+    Image.register_save(FORMAT, _save)
+    Image.register_extension(FORMAT, EXTENSION)
+    Image.register_mime(FORMAT, MIME)
