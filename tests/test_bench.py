@@ -97,3 +97,21 @@ def test_bd_rate_equals_the_bjontegaard_package_on_the_kodak_curves():
             assert ours == pytest.approx(theirs, abs=1e-6)
             checked += 1
     assert checked >= 2
+
+
+def test_bench_on_two_processes_gives_the_rows_of_one(tmp_path, monkeypatch):
+    try:
+        load_lpips()
+    except MetricUnavailable as e:
+        pytest.skip(f"LPIPS weights unavailable offline: {e}")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(skdata.coffee()[:160, :176]).save(folder / "a.png")
+    Image.fromarray(skdata.chelsea()[:176, :160]).save(folder / "b.png")
+    serial = run_bench(folder, ["vqcodec", "jpeg"], tmp_path / "one", log=print)
+    parallel = run_bench(folder, ["vqcodec", "jpeg"], tmp_path / "two", log=print, jobs=2)
+    exact = ("image", "codec", "setting", "bytes", "bpp")
+    assert [[r[k] for k in exact] for r in parallel] == [[r[k] for k in exact] for r in serial]
+    # the float CNN decoder's pixels may differ by one level between thread counts
+    for a, b in zip(parallel, serial):
+        assert a["psnr"] == pytest.approx(b["psnr"], abs=0.01) and a["lpips"] == pytest.approx(b["lpips"], abs=1e-3)

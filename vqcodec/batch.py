@@ -12,7 +12,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from .bitstream import DEFAULT_MAX_PIXELS
 from .images import IMAGE_SUFFIXES
@@ -99,6 +99,19 @@ def _run_one(task: tuple[Callable[[Job], Result], Job]) -> Result:
         return Result(job.source, job.target, "failed", error=f"{type(e).__name__}: {e}")
 
 
+def process_map(work: Callable, items: list, jobs: int, start: Callable, options: dict) -> Iterator:
+    """work(item) for every item, in order, on `jobs` worker processes (in this process for one), each
+    started by start(threads, options) with cores // jobs torch threads."""
+    cores = os.cpu_count() or 1
+    if jobs <= 1:
+        start(cores, options)
+        yield from map(work, items)
+        return
+    context = multiprocessing.get_context("spawn")  # torch's thread pools do not survive fork
+    with ProcessPoolExecutor(jobs, context, start, (max(1, cores // jobs), options)) as pool:
+        yield from pool.map(work, items)
+
+
 def run(work: Callable[[Job], Result], jobs: list[Job], options: dict, workers: int | None,
         overwrite: bool, skip_existing: bool, progress: bool) -> list[Result]:
     """Do every job on `workers` processes (default: the cores); results in the jobs' order."""
@@ -116,21 +129,12 @@ def run(work: Callable[[Job], Result], jobs: list[Job], options: dict, workers: 
                                 error="" if skip_existing else "the output exists (overwrite or skip it by flag)")
         else:
             todo.append(k)
-    cores = os.cpu_count() or 1
-    workers = max(1, min(workers or cores, len(todo) or 1))
-    bar = tqdm(total=len(jobs), initial=len(results), desc="files", unit="file", disable=not progress)
-    if workers == 1:
-        _start_worker(max(1, cores), options)
-        for k in todo:
-            results[k] = _run_one((work, jobs[k]))
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
+    with tqdm(total=len(jobs), initial=len(results), desc="files", unit="file", disable=not progress) as bar:
+        for k, result in zip(todo, process_map(_run_one, [(work, jobs[k]) for k in todo], workers,
+                                               _start_worker, options)):
+            results[k] = result
             bar.update(1)
-    else:
-        context = multiprocessing.get_context("spawn")  # torch's thread pools do not survive fork
-        with ProcessPoolExecutor(workers, context, _start_worker, (max(1, cores // workers), options)) as pool:
-            for k, result in zip(todo, pool.map(_run_one, [(work, jobs[k]) for k in todo])):
-                results[k] = result
-                bar.update(1)
-    bar.close()
     return [results[k] for k in range(len(jobs))]
 
 

@@ -133,38 +133,60 @@ class ResultCache:
         tmp.replace(self.path)
 
 
+_bench_worker: dict = {}
+
+
+def _start_bench_worker(threads: int, options: dict) -> None:
+    torch.set_num_threads(threads)
+    known = classical_codecs()
+    _bench_worker["codecs"] = {c: vqcodec_codec(options["model"]) if c == "vqcodec" else known[c]
+                               for c in options["codecs"]}
+    _bench_worker["lpips"] = options.get("lpips_model") or load_lpips()
+
+
+def _measure_task(task: tuple[Path, str, object]) -> dict:
+    path, name, setting = task
+    row, _ = measure(_bench_worker["codecs"][name], to_rgb(path), setting, _bench_worker["lpips"])
+    return row
+
+
 def run_bench(folder: str | Path, codecs: list[str], out: str | Path, model=None,
-              log: Callable[[str], None] = print, lpips_model=None) -> list[dict]:
+              log: Callable[[str], None] = print, lpips_model=None, jobs: int = 1) -> list[dict]:
     """Measure every image under `folder` with every codec setting; returns one row per pair.
-    Images that cannot be read are reported through `log` and skipped."""
-    lpips_model = lpips_model or load_lpips()
+    Images that cannot be read are reported through `log` and skipped. jobs > 1 measures on that many
+    worker processes (vqcodec.batch's pool), each with cores // jobs torch threads: encode and decode
+    times are then those of a process sharing the machine."""
+    from .batch import process_map
+
     known = classical_codecs()
     unknown = [c for c in codecs if c not in known and c != "vqcodec"]
     if unknown:
         raise ValueError(f"unknown codec(s) {', '.join(unknown)}: choose from vqcodec, {', '.join(known)}")
     chosen = [vqcodec_codec(model) if c == "vqcodec" else known[c] for c in codecs]
     cache = ResultCache(Path(out) / "cache" / "results.json")
-    rows = []
-    files = image_files(Path(folder))
-    jobs = sum(len(c.settings) for c in chosen) * len(files)
-    with tqdm(total=jobs, desc="bench") as bar:
-        for path in files:
-            try:
-                rgb = to_rgb(path)
-            except ImageReadError as e:
-                log(f"skipped {e}")
-                bar.update(sum(len(c.settings) for c in chosen))
-                continue
-            digest = hashlib.sha256(rgb.tobytes() + str(rgb.shape).encode()).hexdigest()[:16]
-            for codec in chosen:
-                for setting in codec.settings:
-                    key = ResultCache.key(digest, codec, setting)
-                    if key not in cache.rows:
-                        cache.rows[key], _ = measure(codec, rgb, setting, lpips_model)
-                        cache.save()
-                    rows.append({"image": path.name, "width": rgb.shape[1], "height": rgb.shape[0], **cache.rows[key]})
-                    bar.update(1)
-    return rows
+    readable, tasks = [], []
+    for path in image_files(Path(folder)):
+        try:
+            rgb = to_rgb(path)
+        except ImageReadError as e:
+            log(f"skipped {e}")
+            continue
+        digest = hashlib.sha256(rgb.tobytes() + str(rgb.shape).encode()).hexdigest()[:16]
+        keys = [(codec, setting, ResultCache.key(digest, codec, setting))
+                for codec in chosen for setting in codec.settings]
+        readable.append((path, rgb.shape, keys))
+        tasks += [(path, codec.name, setting, key) for codec, setting, key in keys if key not in cache.rows]
+    if jobs > 1 and hasattr(model, "model_id"):
+        raise ValueError("with jobs > 1 give the model by name or folder: each worker loads its own")
+    options = {"codecs": codecs, "model": model, "lpips_model": None if jobs > 1 else lpips_model}
+    with tqdm(total=len(tasks), desc="bench") as bar:
+        for (_, _, _, key), row in zip(tasks, process_map(_measure_task, [t[:3] for t in tasks], jobs,
+                                                          _start_bench_worker, options)):
+            cache.rows[key] = row
+            cache.save()
+            bar.update(1)
+    return [{"image": path.name, "width": shape[1], "height": shape[0], **cache.rows[key]}
+            for path, shape, keys in readable for _, _, key in keys]
 
 
 def mean_curves(rows: list[dict]) -> dict[str, list[dict]]:

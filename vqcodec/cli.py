@@ -334,9 +334,12 @@ def demo(dst: str, quality: int | None, model: str | None) -> None:
               help="File name(s), comma-separated, of the images for the comparison grid [default: the first].")
 @click.option("--grid-codecs", default=None,
               help="Comma-separated codecs shown beside vqcodec in the comparison grid [default: all benchmarked].")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes measuring in parallel; each gets cores/jobs torch threads, so the timing "
+                   "columns are those of a process sharing the machine.")
 @QUIET
 def bench(folder: str, codecs: str, out: str, model: str | None, grid_image: str | None,
-          grid_codecs: str | None, quiet: bool) -> None:
+          grid_codecs: str | None, jobs: int, quiet: bool) -> None:
     """Rate-distortion benchmark of the images under FOLDER: CSV, JSON, markdown, plots, BD-rates."""
     need_extra("bench", "lpips", "matplotlib", "scipy", "skimage")
     if quiet:
@@ -347,7 +350,7 @@ def bench(folder: str, codecs: str, out: str, model: str | None, grid_image: str
     shown = ["vqcodec"] + [c.strip() for c in grid_codecs.split(",") if c.strip()] if grid_codecs else None
     if shown and not set(shown) <= set(names):
         raise click.ClickException(f"--grid-codecs {grid_codecs}: the grid can only show benchmarked codecs ({codecs})")
-    rows = run_bench(folder, names, out, model, log=lambda m: click.echo(f"vqcodec: {m}", err=True))
+    rows = run_bench(folder, names, out, model, log=lambda m: click.echo(f"vqcodec: {m}", err=True), jobs=jobs)
     if not rows:
         raise click.ClickException(f"no readable images under {folder}")
     command = "vqcodec bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else f"vqcodec bench {folder}"
@@ -378,12 +381,15 @@ def train() -> None:
 @click.option("--code-dim", type=int, default=None,
               help="Dimension of the quantized latent of a new run [default: 32, or --init-from's]; wider than "
                    "--init-from's keeps its weights and re-initialises the codebooks.")
+@click.option("--new-code-scale", type=float, default=0.1, show_default=True,
+              help="With a wider --code-dim than --init-from's: the new encoder outputs start at this times "
+                   "their fresh initialisation (the decoder ignores them at first either way).")
 @click.option("--init-from", type=click.Path(exists=True, file_okay=False), default=None,
               help="Start a new run from the tokenizer of this model folder (e.g. vqcodec/weights/vqc-v3); "
                    "depths beyond its own are k-means initialised.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the crops and the initialisation.")
 def train_tokenizer_cmd(data, out, steps, minutes, batch, crop, lr, disc_start, disc_warmup, freeze_encoder, depth,
-                        code_dim, init_from, seed) -> None:
+                        code_dim, new_code_scale, init_from, seed) -> None:
     """Train the VQ-GAN tokenizer on the images under DATA."""
     from .tokenizer import TokenizerConfig
     need_extra("train", "lpips")
@@ -399,7 +405,8 @@ def train_tokenizer_cmd(data, out, steps, minutes, batch, crop, lr, disc_start, 
     train_tokenizer(TokenizerTrainConfig(data=data, out=out, steps=steps, minutes=minutes, batch=batch, crop=crop,
                                          lr=lr, disc_start=disc_start, disc_warmup=disc_warmup,
                                          freeze_encoder=freeze_encoder,
-                                         init_from=init_from or "", seed=seed), model_cfg)
+                                         init_from=init_from or "", new_code_scale=new_code_scale,
+                                         seed=seed), model_cfg)
 
 
 @train.command("prior")

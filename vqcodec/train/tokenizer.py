@@ -40,6 +40,7 @@ class TokenizerTrainConfig:
     log_every: int = 10
     freeze_encoder: bool = False  # decoder-only fine-tuning: the token grids stay fixed
     init_from: str = ""          # a new run starts from this model folder's tokenizer (more depths allowed)
+    new_code_scale: float = 0.1  # a wider code's new encoder outputs start at this times their initial weights
     minutes: float = 0.0         # end (with a checkpoint) once the run's total wall time passes this
     stop_after: int = 0          # end this run (with a checkpoint) after this many steps; 0 = no limit
     seed: int = 0
@@ -108,13 +109,13 @@ class DeadCodeRestarter(torch.nn.Module):
         return counts
 
 
-def warm_start(model: Tokenizer, folder: Path) -> int:
+def warm_start(model: Tokenizer, folder: Path, new_code_scale: float = 0.1) -> int:
     """Load a model folder's tokenizer weights into a tokenizer of the same layout with at least as many
     quantizer depths and at least as wide a code; returns how many depths came from the folder (the rest
     still need initialising).
 
-    A wider code keeps the folder's function: the encoder's extra output channels start small and the
-    decoder's input weights for them start at zero, so the decoder sees what it saw before until training
+    A wider code keeps the folder's function: the encoder's extra output channels start at new_code_scale
+    times their fresh initialisation and the decoder's input weights for them start at zero, so the decoder sees what it saw before until training
     teaches it to use them. Codebooks of another width cannot be kept: then no depth comes from the folder."""
     from safetensors.torch import load_file
 
@@ -129,7 +130,7 @@ def warm_start(model: Tokenizer, folder: Path) -> int:
     source_books = state.pop("quantizer.codebooks")
     for name, value in state.items():
         if own[name].shape != value.shape:  # the encoder's output layer or the decoder's input layer
-            target = own[name].clone().zero_() if name.startswith("decoder.") else own[name].clone().mul_(0.1)
+            target = own[name].clone().zero_() if name.startswith("decoder.") else own[name].clone().mul_(new_code_scale)
             target[tuple(slice(0, n) for n in value.shape)] = value
             state[name] = target
     codebooks = own["quantizer.codebooks"].clone()
@@ -167,7 +168,7 @@ def train_tokenizer(tc: TokenizerTrainConfig, mc: TokenizerConfig | None = None)
         else:  # resumed with another number of processes: fresh, distinct crop streams
             data.rng = np.random.default_rng([tc.seed, step, rank])
     else:  # rank 0's initialisation reaches the others when DDP wraps the model
-        kept = warm_start(model, Path(tc.init_from)) if tc.init_from else 0
+        kept = warm_start(model, Path(tc.init_from), tc.new_code_scale) if tc.init_from else 0
         kmeans_init(model, data, batches=8, first_depth=kept)
     if tc.freeze_encoder:
         model.encoder.requires_grad_(False)
