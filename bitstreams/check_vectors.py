@@ -19,7 +19,8 @@ from PIL import Image
 import vqcodec
 from vqcodec.codec import decode_grid, detokenize
 from vqcodec.bench import machine_description
-from vqcodec.intprior import IntPrior, int8_gemm_available
+from vqcodec.exact import int8_gemm_available
+from vqcodec.intprior import IntPrior
 
 VECTORS = Path(__file__).parent / "vectors"
 

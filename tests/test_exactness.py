@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from vqcodec.codec import tokenize
-from vqcodec.intprior import IntPrior, exact_matmul, int8_gemm_available
+from vqcodec.exact import int8_gemm_available
+from vqcodec.intprior import IntPrior
 
 
 def tiles_of(grid: np.ndarray, shapes: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -86,15 +87,6 @@ def test_every_gemm_accumulation_gives_the_same_frequencies(model, tiles, accumu
     stepped = step_by_step(prior, *tiles)
     for b, n in enumerate(tiles[1].tolist()):
         assert torch.equal(stepped[b, :n], expected[b, :n])
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("a_max", [127, 1 << 14, 1 << 30])
-def test_exact_matmul_is_exact_beyond_the_float_mantissa(dtype, a_max):
-    g = torch.Generator().manual_seed(a_max)
-    a = torch.randint(-a_max, a_max + 1, (5, 3, 700), generator=g)
-    b = torch.randint(-127, 128, (700, 9), generator=g)
-    assert torch.equal(exact_matmul(a, b.to(dtype), a_max, 127), a @ b)  # int64 reference
 
 
 def test_reduced_float32_matmul_precision_changes_nothing(model, tiles):

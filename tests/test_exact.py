@@ -1,0 +1,31 @@
+"""Exact integer arithmetic: the same integers as int64 (or Python's) arithmetic, whatever the float
+format that carries them."""
+import math
+
+import pytest
+import torch
+
+from vqcodec.exact import div_round, exact_matmul, isqrt
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("a_max", [127, 1 << 14, 1 << 30])
+def test_exact_matmul_is_exact_beyond_the_float_mantissa(dtype, a_max):
+    g = torch.Generator().manual_seed(a_max)
+    a = torch.randint(-a_max, a_max + 1, (5, 3, 700), generator=g)
+    b = torch.randint(-127, 128, (700, 9), generator=g)
+    assert torch.equal(exact_matmul(a, b.to(dtype), a_max, 127), a @ b)  # int64 reference
+
+
+def test_isqrt_is_the_floor_of_the_square_root_up_to_2_to_the_52():
+    g = torch.Generator().manual_seed(0)
+    squares = torch.arange(0, 1 << 26, 9973, dtype=torch.long) ** 2
+    v = torch.cat([torch.randint(0, 1 << 52, (20000,), generator=g), squares, squares - 1, squares + 1]).clamp(min=0)
+    assert [int(r) for r in isqrt(v)] == [math.isqrt(int(x)) for x in v]
+
+
+def test_div_round_rounds_halves_up():
+    a = torch.tensor([7, 5, -5, -7, 0, 3, -3, 1 << 40])
+    b = torch.tensor([2, 2, 2, 2, 3, 6, 6, 3])
+    expected = [math.floor(x / y + 0.5) for x, y in zip(a.tolist(), b.tolist())]
+    assert div_round(a, b).tolist() == expected
