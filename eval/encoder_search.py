@@ -24,7 +24,8 @@ from tqdm import tqdm
 import vqcodec
 from vqcodec.bitstream import HEADER, TRAILER
 from vqcodec.codec import _to_tensor, detokenize
-from vqcodec.coding import TokenGrid, encode_tokens
+from vqcodec.codec import encode_tokens
+from vqcodec.walk import TokenGrid
 from vqcodec.bench import bd_rate, machine_description, write_csv
 from vqcodec.images import to_rgb
 from vqcodec.metrics import load_lpips, lpips_distance, psnr

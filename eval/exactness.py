@@ -32,7 +32,9 @@ from tqdm import tqdm
 
 import vqcodec
 from vqcodec.codec import tokenize
-from vqcodec.coding import CATEGORICAL, decode_tokens, encode_tokens, tile_groups
+from vqcodec.codec import decode_tokens, encode_tokens
+from vqcodec.coding import CATEGORICAL
+from vqcodec.walk import tile_groups
 from vqcodec.bench import machine_description, write_csv
 from vqcodec.images import to_rgb
 from vqcodec.prior import PriorModel

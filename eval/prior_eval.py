@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 import vqcodec
 from vqcodec.codec import _to_tensor, tokenize
-from vqcodec.coding import tile_groups
+from vqcodec.walk import tile_groups
 from vqcodec.bench import machine_description
 from vqcodec.generate import walk_sliding_window
 from vqcodec.images import image_files, to_rgb

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from vqcodec.coding import TILE_GROUP, TokenGrid, decode_tokens, encode_tokens, tile_groups, tile_layout
+from vqcodec.codec import decode_tokens, encode_tokens
+from vqcodec.walk import TILE_GROUP, TokenGrid, tile_groups, tile_layout
 from vqcodec.intprior import IntPrior
 from vqcodec.prior import PriorConfig, PriorModel
 from vqcodec.train.quantize import quantize_prior
@@ -36,7 +37,7 @@ def test_random_grids_round_trip_under_random_priors(seed, shape):
 
 def test_prior_samples_code_below_uniform_cost():
     """Symbols drawn from the prior itself must cost less than log2 K bits each."""
-    from vqcodec.coding import walk_prior
+    from vqcodec.walk import walk_prior
 
     K, prior = 64, random_prior(0, 64, 2, 8)
     rng = np.random.default_rng(0)

@@ -2,7 +2,7 @@
 import numpy as np
 
 import vqcodec
-from vqcodec.coding import walk_prior
+from vqcodec.walk import walk_prior
 from vqcodec.generate import walk_sliding_window
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 import vqcodec
 from vqcodec.codec import decode_grid
-from vqcodec.coding import tile_groups
+from vqcodec.walk import tile_groups
 
 VECTORS = Path(__file__).parent.parent / "bitstreams" / "vectors"
 RECORD = json.loads((VECTORS / "vectors.json").read_text())

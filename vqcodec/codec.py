@@ -12,9 +12,12 @@ from PIL import Image
 
 from . import bitstream
 from .bitstream import DEFAULT_MAX_PIXELS, Coder, FormatError, Header, check_pixels
-from .coding import TokenGrid, decode_tokens, encode_tokens, payload_too_short
+from .coding import Decoder, Encoder, payload_too_short
+from .defaults import DEFAULT_RD_LAMBDA
 from .images import ImageLike, to_rgb
-from .search import DEFAULT_RD_LAMBDA, choose_codes
+from .intprior import IntPrior
+from .search import choose_codes
+from .walk import TokenGrid, group_frequencies, tile_groups, walk_prior
 from .zoo import RETIRED_MODELS, Model, find_model_by_id, load_model
 
 
@@ -38,6 +41,27 @@ def read_source(source: VqcSource) -> bytes:
             raise TypeError("a .vqc file object must be opened in binary mode")
         return bytes(data)
     raise TypeError(f"expected .vqc bytes, a path or a binary file object, got {type(source).__name__}")
+
+
+def encode_tokens(grid: TokenGrid, prior: IntPrior | None) -> bytes:
+    """Range-code a token grid under the prior's integer frequencies; prior=None codes uniformly."""
+    encoder = Encoder()
+    if prior is None:
+        encoder.uniform(grid.indices.ravel(), grid.codebook_size)
+        return encoder.payload()
+    for group in tile_groups(*grid.shape, prior.cfg.window):
+        encoder.categorical(*group_frequencies(prior, grid, group))
+    return encoder.payload()
+
+
+def decode_tokens(payload: bytes, quality: int, shape: tuple[int, int], codebook_size: int,
+                  prior: IntPrior | None) -> TokenGrid:
+    """Inverse of encode_tokens; FormatError as soon as the payload proves too short or invalid."""
+    decoder = Decoder(payload)
+    h, w = shape
+    if prior is None:
+        return TokenGrid(decoder.uniform(quality * h * w, codebook_size).reshape(quality, h, w), codebook_size)
+    return TokenGrid(walk_prior(prior, quality, h, w, decoder.categorical), codebook_size)
 
 
 def _model(model: Model | str | None, device: str) -> Model:

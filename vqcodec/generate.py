@@ -11,7 +11,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from .codec import detokenize
-from .coding import TokenGrid, walk_prior
+from .walk import TokenGrid, walk_prior
 from .intprior import IntPrior
 from .zoo import Model, load_model
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .coding import group_pass, tile_groups
+from .walk import group_pass, tile_groups
 from .defaults import DEFAULT_RD_LAMBDA
 from .intprior import IntPrior
 
