@@ -43,19 +43,12 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
         self.dropout = cfg.dropout
 
-    def forward(self, x: torch.Tensor, cache: list | None = None) -> torch.Tensor:
-        """x: (B, T, C). With a cache ([k, v] or [None, None]) x holds the next T positions and the
-        cache grows by them; without one the pass is causal over x alone."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, C) -> causal self-attention over x (B, T, C)."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        if cache is not None:
-            if cache[0] is not None:
-                k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
-            cache[0], cache[1] = k, v
-        causal = T > 1
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=causal,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -67,8 +60,8 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(),
                                  nn.Linear(4 * cfg.n_embd, cfg.n_embd))
 
-    def forward(self, x: torch.Tensor, cache: list | None = None) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x), cache)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
+        x = x + self.attn(self.ln1(x))
         return x + self.mlp(self.ln2(x))
 
 
@@ -131,9 +124,10 @@ class PriorModel(nn.Module):
         wide (broadcast against t): (*t.shape, C)."""
         return self.row_emb(t // tile_w) + self.col_emb(t % tile_w) + self.quality_emb.weight[quality - 1]
 
-    def spatial(self, x: torch.Tensor, caches: list | None = None) -> torch.Tensor:
-        for i, block in enumerate(self.blocks):
-            x = block(x, caches[i] if caches is not None else None)
+    def spatial(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) embedded positions -> causal spatial state (B, T, C)."""
+        for block in self.blocks:
+            x = block(x)
         return self.ln_f(x)
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
@@ -148,18 +142,3 @@ class PriorModel(nn.Module):
         """Logits (..., K) of depth d at positions with spatial state h (..., C) and codes
         known (..., d) at depths < d. The code embeddings are shared with the spatial input."""
         return self.head(h, self.embed_codes(known) if d else None, d)
-
-    def new_caches(self) -> list:
-        return [[None, None] for _ in self.blocks]
-
-    def step(self, prev_codes: torch.Tensor | None, t: torch.Tensor, tile_w: torch.Tensor, quality: int,
-             caches: list) -> torch.Tensor:
-        """One position of incremental decoding for a batch of B tiles: tile b is tile_w[b] wide and
-        at raster position t[b]. prev_codes: (B, q) codes of the previous position, None at the
-        start -> spatial state (B, C)."""
-        if prev_codes is None:
-            x = self.start.expand(len(tile_w), -1)
-        else:
-            x = self.embed_codes(prev_codes)
-        x = x + self.positions(t, tile_w, quality)
-        return self.spatial(x[:, None], caches)[:, 0]
