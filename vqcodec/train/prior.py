@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from tqdm import tqdm
 from ..prior import PriorConfig, PriorModel
 from ..tokenizer import Tokenizer, TokenizerConfig
 from .checkpoint import load_checkpoint, save_checkpoint
+from .loop import RunClock, checkpoint_due, cosine, set_lr, warmup
 from ..images import image_files
 
 
@@ -110,29 +110,52 @@ def heldout_bits(prior: PriorModel, grids: list[np.ndarray], window: int) -> dic
     return result
 
 
-def train_prior(tc: PriorTrainConfig, pc: PriorConfig | None = None) -> Path:
-    out = Path(tc.out)
+def _prior_data(tc: PriorTrainConfig, out: Path) -> tuple[Tokenizer, str, list[np.ndarray], list[np.ndarray]]:
+    """The run's tokenizer, the name of its token cache, and the training and held-out grids (every
+    n-th image with its mirror held out)."""
     tok_meta = json.loads((out / "tokenizer_ckpt.json").read_text())
     tokenizer = Tokenizer(TokenizerConfig.from_dict(tok_meta["model"]))
     load_checkpoint(out / "tokenizer_ckpt", {"model": tokenizer}, {})
     tokenizer.eval()
     tokens = token_cache_name(tokenizer)
     grids = token_cache(tokenizer, Path(tc.data), out / tokens)
-    every = max(2, round(1 / tc.holdout))  # every n-th image (with its mirror) is held out
+    every = max(2, round(1 / tc.holdout))
     held = [g for k, g in enumerate(grids) if (k // 2) % every == 0]
-    train_grids = [g for k, g in enumerate(grids) if (k // 2) % every != 0]
+    return tokenizer, tokens, [g for k, g in enumerate(grids) if (k // 2) % every != 0], held
 
+
+def _optimizer(prior: PriorModel, tc: PriorTrainConfig) -> torch.optim.Optimizer:
+    """AdamW with weight decay on the matrices only (not on embeddings, biases or norms)."""
+    decay = [p for n, p in prior.named_parameters() if p.dim() >= 2 and "emb" not in n]
+    no_decay = [p for n, p in prior.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr, betas=(0.9, 0.95))
+
+
+def _train_step(tc: PriorTrainConfig, prior: PriorModel, opt: torch.optim.Optimizer, sampler: TileSampler) -> tuple[int, float]:
+    """One step on a batch of tiles (full windows, or with probability edge_tiles a random smaller
+    size) at a random quality level; returns the level and the loss in nats."""
+    w = prior.cfg.window
+    th, tw = (w, w) if sampler.rng.random() >= tc.edge_tiles else sampler.rng.integers(1, w + 1, 2)
+    quality = int(sampler.rng.integers(1, prior.cfg.depth + 1))
+    loss = tile_loss(prior, sampler.batch(tc.batch, int(th), int(tw), quality))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(prior.parameters(), 1.0)
+    opt.step()
+    return quality, loss.item()
+
+
+def train_prior(tc: PriorTrainConfig, pc: PriorConfig | None = None) -> Path:
+    out = Path(tc.out)
+    tokenizer, tokens, train_grids, held = _prior_data(tc, out)
     ckpt = out / "prior_ckpt"
     torch.manual_seed(tc.seed)
     if ckpt.with_suffix(".json").exists():
         pc = PriorConfig.from_dict(json.loads(ckpt.with_suffix(".json").read_text())["model"])
-    cfg = tokenizer.cfg
-    pc = pc or PriorConfig(codebook_size=cfg.codebook_size, depth=cfg.depth)
+    pc = pc or PriorConfig(codebook_size=tokenizer.cfg.codebook_size, depth=tokenizer.cfg.depth)
     prior = PriorModel(pc)
-    decay = [p for n, p in prior.named_parameters() if p.dim() >= 2 and "emb" not in n]
-    no_decay = [p for n, p in prior.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr, betas=(0.9, 0.95))
+    opt = _optimizer(prior, tc)
     sampler = TileSampler(train_grids, pc.window, tc.seed)
     step, wall = 0, 0.0
     if ckpt.with_suffix(".json").exists():
@@ -140,39 +163,29 @@ def train_prior(tc: PriorTrainConfig, pc: PriorConfig | None = None) -> Path:
         step, wall = meta["step"], meta["wall_seconds"]
         sampler.rng.bit_generator.state = meta["data_rng"]
     log = (out / "prior_log.jsonl").open("a")
-    t_start, first_step = time.time() - wall, step
+    clock = RunClock.resumed(step, wall, tc.minutes, tc.stop_after)
     bar = tqdm(total=tc.steps, initial=step, desc="prior")
     held_bits: dict = {}
     while step < tc.steps:
-        lr = tc.lr * min(1.0, (step + 1) / tc.warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / tc.steps)))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        w = pc.window
-        th, tw = (w, w) if sampler.rng.random() >= tc.edge_tiles else sampler.rng.integers(1, w + 1, 2)
-        quality = int(sampler.rng.integers(1, pc.depth + 1))
-        loss = tile_loss(prior, sampler.batch(tc.batch, int(th), int(tw), quality))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(prior.parameters(), 1.0)
-        opt.step()
+        lr = tc.lr * warmup(step, tc.warmup) * cosine(step, tc.steps)
+        set_lr([opt], lr)
+        quality, loss = _train_step(tc, prior, opt, sampler)
         step += 1
         bar.update(1)
-        bar.set_postfix(bits=f"{loss.item() / math.log(2):.3f}", q=quality)
-        record = {"step": step, "time": round(time.time() - t_start, 1), "q": quality,
-                  "bits": loss.item() / math.log(2), "lr": lr}
-        out_of_time = bool(tc.minutes and time.time() - t_start > tc.minutes * 60
-                           or tc.stop_after and step - first_step >= tc.stop_after)
-        if step % tc.eval_every == 0 or step == tc.steps or out_of_time:
+        bar.set_postfix(bits=f"{loss / math.log(2):.3f}", q=quality)
+        record = {"step": step, "time": round(clock.seconds(), 1), "q": quality, "bits": loss / math.log(2), "lr": lr}
+        stopping = clock.out_of_time(step)
+        if checkpoint_due(step, tc.eval_every, tc.steps, stopping):
             held_bits = heldout_bits(prior, held, pc.window)
             record["heldout_bits"] = held_bits
         log.write(json.dumps(record) + "\n")
         log.flush()
-        if step % tc.ckpt_every == 0 or step == tc.steps or out_of_time:
+        if checkpoint_due(step, tc.ckpt_every, tc.steps, stopping):
             save_checkpoint(ckpt, {"model": prior}, {"opt": opt},
-                            {"step": step, "wall_seconds": time.time() - t_start, "model": pc.to_dict(),
+                            {"step": step, "wall_seconds": clock.seconds(), "model": pc.to_dict(),
                              "train": asdict(tc), "data_rng": sampler.rng.bit_generator.state,
                              "heldout_bits": held_bits, "tokens": tokens})
-        if out_of_time:
+        if stopping:
             break
     bar.close()
     return ckpt

@@ -4,7 +4,6 @@ with the adaptive weight once reconstruction has warmed up. Resumable; data-para
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from . import distributed
 from .data import CropDataset
 from .losses import PatchDiscriminator, adaptive_gan_weight, hinge_d_loss
+from .loop import RunClock, checkpoint_due, set_lr, warmup
 
 
 @dataclass
@@ -141,6 +141,119 @@ def warm_start(model: Tokenizer, folder: Path, new_code_scale: float = 0.1) -> i
     return kept
 
 
+@dataclass
+class TokenizerRun:
+    """A tokenizer run's state: what a checkpoint holds and what a step needs."""
+    model: Tokenizer
+    disc: PatchDiscriminator
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    data: CropDataset
+    restarter: DeadCodeRestarter
+    step: int = 0
+    wall_seconds: float = 0.0
+
+    @property
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"model": self.model, "disc": self.disc, "restarter": self.restarter}
+
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"g": self.opt_g, "d": self.opt_d}
+
+
+def _start_run(tc: TokenizerTrainConfig, mc: TokenizerConfig | None, ckpt: Path, rank: int, world: int,
+               device: torch.device) -> TokenizerRun:
+    """Resume the run from its checkpoint, or start it (from a model folder, k-means codebooks)."""
+    torch.manual_seed(tc.seed)  # the same on every rank: quality draws and restart picks agree
+    if ckpt.with_suffix(".json").exists():
+        mc = TokenizerConfig.from_dict(json.loads(ckpt.with_suffix(".json").read_text())["model"])
+    mc = mc or TokenizerConfig()
+    model, disc = Tokenizer(mc).to(device), PatchDiscriminator().to(device)
+    run = TokenizerRun(model, disc, torch.optim.Adam(model.parameters(), lr=tc.lr, betas=(0.5, 0.9)),
+                       torch.optim.Adam(disc.parameters(), lr=tc.lr, betas=(0.5, 0.9)),
+                       CropDataset(Path(tc.data), tc.crop, seed=tc.seed + rank),
+                       DeadCodeRestarter(mc.depth, mc.codebook_size, mc.code_dim).to(device))
+    if ckpt.with_suffix(".json").exists():
+        meta = load_checkpoint(ckpt, run.modules, run.optimizers, optional=("restarter",))
+        run.step, run.wall_seconds = meta["step"], meta["wall_seconds"]
+        states = meta.get("data_rng_per_rank", [meta["data_rng"]])
+        if len(states) == world:
+            run.data.rng.bit_generator.state = states[rank]
+        else:  # resumed with another number of processes: fresh, distinct crop streams
+            run.data.rng = np.random.default_rng([tc.seed, run.step, rank])
+    else:  # rank 0's initialisation reaches the others when DDP wraps the model
+        kept = warm_start(model, Path(tc.init_from), tc.new_code_scale) if tc.init_from else 0
+        kmeans_init(model, run.data, batches=8, first_depth=kept)
+    if tc.freeze_encoder:
+        model.encoder.requires_grad_(False)
+        model.quantizer.requires_grad_(False)
+    return run
+
+
+def _train_step(tc: TokenizerTrainConfig, run: TokenizerRun, train_model: torch.nn.Module,
+                train_disc: torch.nn.Module, lpips_model: torch.nn.Module | None, device: torch.device) -> dict:
+    """One generator step (L1 + LPIPS + VQ, plus the adaptive-weight GAN term once it is on) and one
+    discriminator step once the discriminator is on; returns the step's statistics."""
+    model, disc, mc = run.model, run.disc, run.model.cfg
+    x = run.data.batch(tc.batch).to(device)
+    quality = torch.randint(1, mc.depth + 1, (tc.batch,))
+    quality[0] = mc.depth  # one full-depth sample per batch keeps the top level trained
+    o = train_model(x, quality.to(device))
+    rec = o["recon"]
+    l1 = (rec - x).abs().mean()
+    perceptual = lpips_model(rec, x).mean() if lpips_model else torch.zeros((), device=device)
+    rec_loss = l1 + tc.lpips_weight * perceptual
+    loss = rec_loss + o["vq_loss"]
+    stats = {"l1": l1.item(), "lpips": perceptual.item(), "vq": o["vq_loss"].item()}
+    if run.step >= tc.disc_start:
+        disc.requires_grad_(False)  # the generator's step leaves the discriminator alone
+        g_loss = -disc(rec).mean()
+        lam = adaptive_gan_weight(rec_loss, g_loss, model.decoder.last.weight, tc.disc_weight)
+        loss = loss + lam * g_loss
+        stats.update(g=g_loss.item(), lam=lam.item())
+    run.opt_g.zero_grad(set_to_none=True)
+    loss.backward()
+    run.opt_g.step()
+    if run.step >= tc.disc_start - tc.disc_warmup:
+        disc.requires_grad_(True)
+        d_loss = hinge_d_loss(train_disc(x), train_disc(rec.detach()))
+        run.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        run.opt_d.step()
+        stats["d"] = d_loss.item()
+    run.restarter.observe(o["indices"], o["residuals"])
+    return stats
+
+
+def _restart_dead_codes(run: TokenizerRun, world: int) -> list[int]:
+    """An entry any rank used is alive; rank 0's re-seeded codebooks become everyone's."""
+    if world > 1:
+        used = run.restarter.used.to(torch.uint8)
+        torch.distributed.all_reduce(used, torch.distributed.ReduceOp.MAX)
+        run.restarter.used.copy_(used.bool())
+    counts = run.restarter.restart(run.model.quantizer.codebooks)
+    distributed.broadcast_(run.model.quantizer.codebooks.data, world)
+    return counts
+
+
+def _save(tc: TokenizerTrainConfig, run: TokenizerRun, ckpt: Path, clock: RunClock, rank: int, world: int) -> None:
+    """Rank 0 writes the checkpoint, after checking that the replicas agree, with every rank's crop RNG."""
+    replicas = distributed.replica_digests(run.model, world)
+    if len(set(replicas)) > 1:
+        raise RuntimeError(f"data-parallel replicas drifted apart at step {run.step}: {replicas}")
+    rng_states: list = [None] * world
+    if world > 1:
+        torch.distributed.all_gather_object(rng_states, run.data.rng.bit_generator.state)
+    else:
+        rng_states = [run.data.rng.bit_generator.state]
+    if rank == 0:
+        save_checkpoint(ckpt, run.modules, run.optimizers,
+                        {"step": run.step, "wall_seconds": clock.seconds(), "model": run.model.cfg.to_dict(),
+                         "train": asdict(tc), "data_rng": rng_states[0], "data_rng_per_rank": rng_states,
+                         "world_size": world, "replicas": replicas})
+
+
 def train_tokenizer(tc: TokenizerTrainConfig, mc: TokenizerConfig | None = None) -> Path:
     """Train (or resume) a tokenizer; returns the checkpoint path. Under torchrun every process runs
     this; rank 0 logs and writes checkpoints."""
@@ -148,103 +261,31 @@ def train_tokenizer(tc: TokenizerTrainConfig, mc: TokenizerConfig | None = None)
     out = Path(tc.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "tokenizer_ckpt"
-    torch.manual_seed(tc.seed)  # the same on every rank: quality draws and restart picks agree
-    if ckpt.with_suffix(".json").exists():
-        mc = TokenizerConfig.from_dict(json.loads(ckpt.with_suffix(".json").read_text())["model"])
-    mc = mc or TokenizerConfig()
-    model, disc = Tokenizer(mc).to(device), PatchDiscriminator().to(device)
-    opt_g = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=(0.5, 0.9))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=tc.lr, betas=(0.5, 0.9))
-    data = CropDataset(Path(tc.data), tc.crop, seed=tc.seed + rank)
-    restarter = DeadCodeRestarter(mc.depth, mc.codebook_size, mc.code_dim).to(device)
-    modules = {"model": model, "disc": disc, "restarter": restarter}
-    step, wall = 0, 0.0
-    if ckpt.with_suffix(".json").exists():
-        meta = load_checkpoint(ckpt, modules, {"g": opt_g, "d": opt_d}, optional=("restarter",))
-        step, wall = meta["step"], meta["wall_seconds"]
-        states = meta.get("data_rng_per_rank", [meta["data_rng"]])
-        if len(states) == world:
-            data.rng.bit_generator.state = states[rank]
-        else:  # resumed with another number of processes: fresh, distinct crop streams
-            data.rng = np.random.default_rng([tc.seed, step, rank])
-    else:  # rank 0's initialisation reaches the others when DDP wraps the model
-        kept = warm_start(model, Path(tc.init_from), tc.new_code_scale) if tc.init_from else 0
-        kmeans_init(model, data, batches=8, first_depth=kept)
-    if tc.freeze_encoder:
-        model.encoder.requires_grad_(False)
-        model.quantizer.requires_grad_(False)
-    train_model, train_disc = model, disc
+    run = _start_run(tc, mc, ckpt, rank, world, device)
+    train_model, train_disc = run.model, run.disc
     if world > 1:
         ids = [device] if device.type == "cuda" else None
-        train_model = DistributedDataParallel(model, device_ids=ids)
-        train_disc = DistributedDataParallel(disc, device_ids=ids)
+        train_model = DistributedDataParallel(run.model, device_ids=ids)
+        train_disc = DistributedDataParallel(run.disc, device_ids=ids)
     lpips_model = load_lpips().to(device) if tc.lpips_weight else None
     log = (out / "tokenizer_log.jsonl").open("a") if rank == 0 else None
-    t_start, first_step = time.time() - wall, step
-    bar = tqdm(total=tc.steps, initial=step, desc="tokenizer", disable=rank != 0)
-    while step < tc.steps:
-        lr = tc.lr * min(1.0, (step + 1) / tc.warmup)
-        for g in opt_g.param_groups + opt_d.param_groups:
-            g["lr"] = lr
-        x = data.batch(tc.batch).to(device)
-        quality = torch.randint(1, mc.depth + 1, (tc.batch,))
-        quality[0] = mc.depth  # one full-depth sample per batch keeps the top level trained
-        o = train_model(x, quality.to(device))
-        rec = o["recon"]
-        l1 = (rec - x).abs().mean()
-        perceptual = lpips_model(rec, x).mean() if lpips_model else torch.zeros((), device=device)
-        rec_loss = l1 + tc.lpips_weight * perceptual
-        loss = rec_loss + o["vq_loss"]
-        gan_on = step >= tc.disc_start
-        disc_on = step >= tc.disc_start - tc.disc_warmup
-        stats = {"l1": l1.item(), "lpips": perceptual.item(), "vq": o["vq_loss"].item()}
-        if gan_on:
-            disc.requires_grad_(False)  # the generator's step leaves the discriminator alone
-            g_loss = -disc(rec).mean()
-            lam = adaptive_gan_weight(rec_loss, g_loss, model.decoder.last.weight, tc.disc_weight)
-            loss = loss + lam * g_loss
-            stats.update(g=g_loss.item(), lam=lam.item())
-        opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_g.step()
-        if disc_on:
-            disc.requires_grad_(True)
-            d_loss = hinge_d_loss(train_disc(x), train_disc(rec.detach()))
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            stats["d"] = d_loss.item()
-        restarter.observe(o["indices"], o["residuals"])
-        step += 1
-        if step % tc.restart_every == 0 and not tc.freeze_encoder:
-            if world > 1:  # an entry any rank used is alive; rank 0's re-seeded codebooks are everyone's
-                used = restarter.used.to(torch.uint8)
-                torch.distributed.all_reduce(used, torch.distributed.ReduceOp.MAX)
-                restarter.used.copy_(used.bool())
-            stats["restarted"] = restarter.restart(model.quantizer.codebooks)
-            distributed.broadcast_(model.quantizer.codebooks.data, world)
+    clock = RunClock.resumed(run.step, run.wall_seconds, tc.minutes, tc.stop_after)
+    bar = tqdm(total=tc.steps, initial=run.step, desc="tokenizer", disable=rank != 0)
+    while run.step < tc.steps:
+        set_lr([run.opt_g, run.opt_d], tc.lr * warmup(run.step, tc.warmup))
+        stats = _train_step(tc, run, train_model, train_disc, lpips_model, device)
+        run.step += 1
+        if run.step % tc.restart_every == 0 and not tc.freeze_encoder:
+            stats["restarted"] = _restart_dead_codes(run, world)
         bar.update(1)
         bar.set_postfix(l1=f"{stats['l1']:.3f}", lpips=f"{stats['lpips']:.3f}")
-        if log and (step % tc.log_every == 0 or "restarted" in stats):
-            log.write(json.dumps({"step": step, "time": round(time.time() - t_start, 1), **stats}) + "\n")
+        if log and (run.step % tc.log_every == 0 or "restarted" in stats):
+            log.write(json.dumps({"step": run.step, "time": round(clock.seconds(), 1), **stats}) + "\n")
             log.flush()
-        out_of_time = distributed.any_rank(bool(tc.minutes and time.time() - t_start > tc.minutes * 60
-                                                or tc.stop_after and step - first_step >= tc.stop_after), world, device)
-        if step % tc.ckpt_every == 0 or step == tc.steps or out_of_time:
-            replicas = distributed.replica_digests(model, world)
-            if len(set(replicas)) > 1:
-                raise RuntimeError(f"data-parallel replicas drifted apart at step {step}: {replicas}")
-            rng_states: list = [None] * world
-            if world > 1:
-                torch.distributed.all_gather_object(rng_states, data.rng.bit_generator.state)
-            else:
-                rng_states = [data.rng.bit_generator.state]
-            if rank == 0:
-                save_checkpoint(ckpt, modules, {"g": opt_g, "d": opt_d},
-                                {"step": step, "wall_seconds": time.time() - t_start, "model": mc.to_dict(),
-                                 "train": asdict(tc), "data_rng": rng_states[0], "data_rng_per_rank": rng_states,
-                                 "world_size": world, "replicas": replicas})
-        if out_of_time:
+        stopping = distributed.any_rank(clock.out_of_time(run.step), world, device)
+        if checkpoint_due(run.step, tc.ckpt_every, tc.steps, stopping):
+            _save(tc, run, ckpt, clock, rank, world)
+        if stopping:
             break
     bar.close()
     if world > 1:

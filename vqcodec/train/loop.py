@@ -1,0 +1,50 @@
+"""What the tokenizer's and the prior's training loops share: the learning-rate schedules, the run's
+clock across resumes, and when to write a checkpoint."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+
+
+def warmup(step: int, steps: int) -> float:
+    """Linear warm-up factor over the first `steps` steps."""
+    return min(1.0, (step + 1) / steps)
+
+
+def cosine(step: int, steps: int) -> float:
+    """Cosine decay factor from 1 at step 0 to 0 at `steps`."""
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, step / steps)))
+
+
+def set_lr(optimizers: list[torch.optim.Optimizer], lr: float) -> None:
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["lr"] = lr
+
+
+@dataclass
+class RunClock:
+    """A run's wall time, counted across resumes, and the limits that end it with a checkpoint:
+    `minutes` of wall time in all, `stop_after` steps in this process (0: no limit)."""
+    minutes: float
+    stop_after: int
+    first_step: int
+    started: float  # time.time() at which the run would have started, had it never stopped
+
+    @classmethod
+    def resumed(cls, step: int, wall_seconds: float, minutes: float, stop_after: int) -> "RunClock":
+        return cls(minutes, stop_after, step, time.time() - wall_seconds)
+
+    def seconds(self) -> float:
+        return time.time() - self.started
+
+    def out_of_time(self, step: int) -> bool:
+        return bool(self.minutes and self.seconds() > self.minutes * 60
+                    or self.stop_after and step - self.first_step >= self.stop_after)
+
+
+def checkpoint_due(step: int, every: int, steps: int, stopping: bool) -> bool:
+    return step % every == 0 or step == steps or stopping
