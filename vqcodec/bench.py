@@ -93,9 +93,9 @@ def classical_codecs() -> dict[str, Codec]:
 def vqcodec_codec(model=None) -> Codec:
     from . import __version__ as vqcodec_version
     from .codec import compress, decompress
-    from .zoo import load_model
+    from .zoo import resolve_model
 
-    m = load_model(model) if not hasattr(model, "model_id") else model
+    m = resolve_model(model)
     return Codec("vqcodec", list(range(1, m.levels + 1)),
                  lambda rgb, q: compress(rgb, quality=q, model=m),
                  lambda data: np.asarray(decompress(data, model=m)),

@@ -395,9 +395,11 @@ def train_tokenizer_cmd(data, out, steps, minutes, batch, crop, lr, disc_start, 
     need_extra("train", "lpips")
     from .train.tokenizer import TokenizerTrainConfig, train_tokenizer
 
+    from .zoo import CONFIG
+
     model_cfg = None
     if init_from:
-        model_cfg = TokenizerConfig.from_dict(json.loads((Path(init_from) / "config.json").read_text())["tokenizer"])
+        model_cfg = TokenizerConfig.from_dict(json.loads((Path(init_from) / CONFIG).read_text())["tokenizer"])
     if depth:
         model_cfg = replace(model_cfg or TokenizerConfig(), depth=depth)
     if code_dim:

@@ -18,7 +18,8 @@ from .images import ImageLike, to_rgb
 from .intprior import IntPrior
 from .search import choose_codes
 from .walk import TokenGrid, group_frequencies, tile_groups, walk_prior
-from .zoo import RETIRED_MODELS, Model, find_model_by_id, load_model
+from .tokenizer import to_pixels, to_unit_range
+from .zoo import RETIRED_MODELS, Model, find_model_by_id, load_model, resolve_model
 
 
 class ModelMismatch(FormatError):
@@ -64,27 +65,16 @@ def decode_tokens(payload: bytes, quality: int, shape: tuple[int, int], codebook
     return TokenGrid(walk_prior(prior, quality, h, w, decoder.categorical), codebook_size)
 
 
-def _model(model: Model | str | None, device: str) -> Model:
-    return model if isinstance(model, Model) else load_model(model, device)
-
-
-def _check_quality(model: Model, quality: int | None) -> int:
-    quality = model.default_quality if quality is None else quality
-    if not isinstance(quality, int) or not 1 <= quality <= model.levels:
-        raise ValueError(f"quality must be an integer from 1 to {model.levels} for model {model.name}, got {quality!r}")
-    return quality
-
-
 def _to_tensor(rgb: np.ndarray, f: int, device: torch.device) -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, H', W') in [-1, 1], edge-padded to multiples of f."""
-    x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float().to(device) / 127.5 - 1
+    x = to_unit_range(torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].to(device))
     H, W = rgb.shape[:2]
     return F.pad(x, (0, -W % f, 0, -H % f), mode="replicate")
 
 
 def _to_image(x: torch.Tensor, width: int, height: int) -> Image.Image:
     """(1, 3, H', W') in [-1, 1] -> RGB image cropped to width x height."""
-    a = ((x[0, :, :height, :width].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    a = to_pixels(x[0, :, :height, :width]).permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(a, "RGB")
 
 
@@ -98,8 +88,8 @@ def tokenize(image: ImageLike, quality: int | None = None, model: Model | str | 
              device: str = "cpu", rd_lambda: float = DEFAULT_RD_LAMBDA) -> TokenGrid:
     """The token grid the codec stores for an image at a quality level (search.py): codes chosen for
     closeness to the encoder's latent plus rd_lambda times their bits under the prior (0: closeness only)."""
-    m = _model(model, device)
-    quality = _check_quality(m, quality)
+    m = resolve_model(model, device)
+    quality = m.check_quality(quality)
     rd_lambda = _check_rd_lambda(rd_lambda)
     x = _to_tensor(to_rgb(image), m.downsample, m.device)
     z = m.tokenizer.latent(x)
@@ -111,7 +101,7 @@ def tokenize(image: ImageLike, quality: int | None = None, model: Model | str | 
 def detokenize(grid: TokenGrid, width: int, height: int, model: Model | str | None = None,
                device: str = "cpu") -> Image.Image:
     """The picture a token grid stands for, cropped to width x height."""
-    m = _model(model, device)
+    m = resolve_model(model, device)
     indices = torch.from_numpy(grid.indices)[None].to(m.device)
     return _to_image(m.tokenizer.decode(indices), width, height)
 
@@ -133,7 +123,7 @@ def compress(image: ImageLike, quality: int | None = None, model: Model | str | 
     code alike, so there it has no effect."""
     if coder not in ("prior", "uniform"):
         raise ValueError(f"coder must be 'prior' or 'uniform', got {coder!r}")
-    m = _model(model, device)
+    m = resolve_model(model, device)
     rgb = to_rgb(image)
     use_prior = coder == "prior"
     rd_lambda = _check_rd_lambda(rd_lambda)
@@ -156,7 +146,7 @@ def _decoding_model(header: Header, model: Model | str | None, device: str) -> M
             raise ModelMismatch(f"this file was made by model {header.model_id.hex()}, which is not a shipped "
                                 "model: pass the model that made it")
         model = name
-    m = _model(model, device)
+    m = resolve_model(model, device)
     if not m.reads(header.model_id):
         raise ModelMismatch(f"this file was made by model {header.model_id.hex()}, but the model given is "
                             f"{m.name} ({m.model_id.hex()})")
@@ -167,7 +157,7 @@ def _check_grid(header: Header, payload: bytes, m: Model) -> tuple[int, int]:
     """The grid the header's picture needs under model m; refuses a header that contradicts it."""
     if header.quality > m.levels:
         raise FormatError(f"quality {header.quality} exceeds model {m.name}'s {m.levels} levels")
-    expected_grid = (-(-header.height // m.downsample), -(-header.width // m.downsample))
+    expected_grid = m.grid_shape(header.width, header.height)
     if (header.grid_height, header.grid_width) != expected_grid:
         raise FormatError(f"grid {header.grid_height}x{header.grid_width} does not match a "
                           f"{header.width}x{header.height} image")

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from .codec import detokenize
 from .walk import TokenGrid, walk_prior
 from .intprior import IntPrior
-from .zoo import Model, load_model
+from .zoo import Model, resolve_model
 
 
 @torch.inference_mode()
@@ -74,12 +74,10 @@ def sample(n: int = 1, size: tuple[int, int] = (256, 256), quality: int | None =
         raise ValueError("need n >= 1, a finite temperature > 0, top_k >= 1, 0 < top_p <= 1")
     if len(size) != 2 or min(size) < 1:
         raise ValueError(f"size must be (width, height), each at least 1, got {size!r}")
-    m = model if isinstance(model, Model) else load_model(model, device)
-    quality = m.default_quality if quality is None else quality
-    if not 1 <= quality <= m.levels:
-        raise ValueError(f"quality must be from 1 to {m.levels}")
+    m = resolve_model(model, device)
+    quality = m.check_quality(quality)
     width, height = size
-    gh, gw = -(-height // m.downsample), -(-width // m.downsample)
+    gh, gw = m.grid_shape(width, height)
     rng = np.random.default_rng(seed)
     choose = _sampler(rng, temperature, top_k, top_p)
     window = m.prior.cfg.window

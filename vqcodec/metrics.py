@@ -106,8 +106,10 @@ def lpips_distance(model: "torch.nn.Module", a: np.ndarray, b: np.ndarray) -> fl
     """LPIPS between two uint8 RGB arrays (H, W, 3)."""
     import torch
 
+    from .tokenizer import to_unit_range
+
     def t(x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(x).permute(2, 0, 1)[None].float() / 127.5 - 1
+        return to_unit_range(torch.from_numpy(x).permute(2, 0, 1)[None])
 
     with torch.no_grad():
         return float(model(t(a), t(b)).item())

@@ -40,6 +40,16 @@ class TokenizerConfig:
         return cls(**d)
 
 
+def to_unit_range(pixels: torch.Tensor) -> torch.Tensor:
+    """8-bit pixel values (any integer or float dtype) -> float in [-1, 1], the networks' input range."""
+    return pixels.float() / 127.5 - 1
+
+
+def to_pixels(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> uint8 pixel values, rounded (values outside the range are clipped first)."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte()
+
+
 def _norm(c: int) -> nn.GroupNorm:
     return nn.GroupNorm(num_groups=min(32, c // 4), num_channels=c, eps=1e-6)
 

@@ -23,7 +23,7 @@ MODELS = {"vqc-v3": WEIGHTS_DIR / "vqc-v3"}  # shipped models by name
 # Models that earlier versions shipped, by the 4-byte id their files carry: a file made by one says where
 # its model can be found instead of only that it is unknown.
 RETIRED_MODELS = {bytes.fromhex("42abd8b8"): "vqc-v1, shipped by vqcodec 0.2 (git tag v0.2.0)"}
-FILES = ("config.json", "tokenizer.safetensors", "prior_int8.safetensors")
+CONFIG, TOKENIZER_WEIGHTS, PRIOR_WEIGHTS = FILES = ("config.json", "tokenizer.safetensors", "prior_int8.safetensors")
 
 
 class ModelNotFound(FileNotFoundError):
@@ -65,6 +65,18 @@ class Model:
     def codebook_size(self) -> int:
         return self.tokenizer.cfg.codebook_size
 
+    def grid_shape(self, width: int, height: int) -> tuple[int, int]:
+        """(rows, columns) of the token grid of a width x height picture (padded to multiples of f)."""
+        return -(-height // self.downsample), -(-width // self.downsample)
+
+    def check_quality(self, quality: int | None) -> int:
+        """The quality level to use: the model's default for None; ValueError outside 1..levels."""
+        quality = self.default_quality if quality is None else quality
+        if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= self.levels:
+            raise ValueError(f"quality must be an integer from 1 to {self.levels} for model {self.name}, "
+                             f"got {quality!r}")
+        return quality
+
     def to(self, device: str | torch.device) -> "Model":
         self.tokenizer.to(device)
         self.prior.to(device)
@@ -83,7 +95,7 @@ def _identity_and_reads(folder: Path) -> tuple[bytes, frozenset[bytes]]:
         h = hashlib.sha256()
         for name in FILES:
             h.update((folder / name).read_bytes())
-        reads = json.loads((folder / FILES[0]).read_text()).get("reads_files_of", {})
+        reads = json.loads((folder / CONFIG).read_text()).get("reads_files_of", {})
         _identities[key] = h.digest(), frozenset(bytes.fromhex(k) for k in reads)
     return _identities[key]
 
@@ -111,15 +123,20 @@ def load_model(name: str | Path | None = None, device: str = "cpu") -> Model:
     label, folder = _resolve(name)
     key = (folder.resolve(), str(device))
     if key not in _cache:
-        cfg = json.loads((folder / "config.json").read_text())
+        cfg = json.loads((folder / CONFIG).read_text())
         tokenizer = Tokenizer(TokenizerConfig.from_dict(cfg["tokenizer"]))
-        tokenizer.load_state_dict({k: v.float() for k, v in load_file(str(folder / FILES[1])).items()})
+        tokenizer.load_state_dict({k: v.float() for k, v in load_file(str(folder / TOKENIZER_WEIGHTS)).items()})
         tokenizer.eval().requires_grad_(False)
-        prior = IntPrior(PriorConfig.from_dict(cfg["prior"]), load_file(str(folder / FILES[2])))
+        prior = IntPrior(PriorConfig.from_dict(cfg["prior"]), load_file(str(folder / PRIOR_WEIGHTS)))
         reads = {bytes.fromhex(k): v for k, v in cfg.get("reads_files_of", {}).items()}
         _cache[key] = Model(label, tokenizer, prior, model_identity(folder),
                             cfg.get("default_quality", 1), reads).to(device)
     return _cache[key]
+
+
+def resolve_model(model: "Model | str | Path | None", device: str = "cpu") -> Model:
+    """A Model as given, or the shipped model / model folder it names (default: the shipped default)."""
+    return model if isinstance(model, Model) else load_model(model, device)
 
 
 def find_model_by_id(model_id: bytes) -> str | None:
@@ -140,7 +157,7 @@ def export_model(folder: Path, tokenizer: Tokenizer, prior_cfg: PriorConfig, pri
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = {"tokenizer": tokenizer.cfg.to_dict(), "prior": prior_cfg.to_dict(), **(extra or {})}
-    (folder / FILES[0]).write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
-    save_file({k: v.detach().half().contiguous() for k, v in tokenizer.state_dict().items()}, str(folder / FILES[1]))
-    save_file(prior_tensors, str(folder / FILES[2]))
+    (folder / CONFIG).write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
+    save_file({k: v.detach().half().contiguous() for k, v in tokenizer.state_dict().items()}, str(folder / TOKENIZER_WEIGHTS))
+    save_file(prior_tensors, str(folder / PRIOR_WEIGHTS))
     return model_identity(folder)

@@ -9,6 +9,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..images import image_files
+from ..tokenizer import to_unit_range
 
 class CropDataset:
     """All images of a folder as uint8 RGB arrays; images smaller than a crop are upscaled."""
@@ -33,4 +34,4 @@ class CropDataset:
             x = self.rng.integers(im.shape[1] - self.crop + 1)
             c = im[y:y + self.crop, x:x + self.crop]
             out[k] = c[:, ::-1] if self.rng.random() < 0.5 else c
-        return torch.from_numpy(out).permute(0, 3, 1, 2).float() / 127.5 - 1
+        return to_unit_range(torch.from_numpy(out).permute(0, 3, 1, 2))

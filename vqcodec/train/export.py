@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from ..prior import PriorConfig, PriorModel
 from ..tokenizer import Tokenizer, TokenizerConfig
-from ..zoo import FILES, export_model, model_identity
+from ..zoo import CONFIG, PRIOR_WEIGHTS, TOKENIZER_WEIGHTS, export_model, model_identity
 from .checkpoint import load_checkpoint
 from .prior import token_cache_name
 from .quantize import calibration_tiles, quantize_prior
@@ -28,9 +28,9 @@ def files_it_reads(earlier: Path, tokenizer: Tokenizer, prior_cfg: PriorConfig,
                    prior_tensors: dict[str, torch.Tensor]) -> dict[str, str]:
     """The "reads_files_of" entry of a model that keeps the codebooks and integer prior of the model
     folder `earlier` (and so decodes its files and those it reads exactly); raises otherwise."""
-    cfg = json.loads((earlier / FILES[0]).read_text())
-    old_prior = load_file(str(earlier / FILES[2]))
-    old_codebooks = load_file(str(earlier / FILES[1]))["quantizer.codebooks"]
+    cfg = json.loads((earlier / CONFIG).read_text())
+    old_prior = load_file(str(earlier / PRIOR_WEIGHTS))
+    old_codebooks = load_file(str(earlier / TOKENIZER_WEIGHTS))["quantizer.codebooks"]
     same = (cfg["tokenizer"] == _as_json(tokenizer.cfg) and cfg["prior"] == _as_json(prior_cfg)
             and old_prior.keys() == prior_tensors.keys()
             and all(torch.equal(old_prior[k], prior_tensors[k]) for k in old_prior)

@@ -14,7 +14,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..prior import PriorConfig, PriorModel
-from ..tokenizer import Tokenizer, TokenizerConfig
+from ..tokenizer import Tokenizer, TokenizerConfig, to_unit_range
 from .checkpoint import load_checkpoint, save_checkpoint
 from .loop import RunClock, checkpoint_due, cosine, set_lr, warmup
 from ..images import image_files
@@ -60,7 +60,7 @@ def token_cache(tokenizer: Tokenizer, data: Path, cache: Path) -> list[np.ndarra
         if a.size == 0:
             continue
         for view in (a, a[:, ::-1]):
-            x = torch.from_numpy(np.array(view)).permute(2, 0, 1)[None].float() / 127.5 - 1
+            x = to_unit_range(torch.from_numpy(np.array(view)).permute(2, 0, 1)[None])
             grids.append(tokenizer.encode(x, tokenizer.cfg.depth)[0].numpy().astype(np.int16))
     tmp = cache.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, **{str(i): g for i, g in enumerate(grids)})

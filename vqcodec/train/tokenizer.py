@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from ..metrics import load_lpips
 from ..tokenizer import Tokenizer, TokenizerConfig
+from ..zoo import CONFIG, TOKENIZER_WEIGHTS
 from .checkpoint import load_checkpoint, save_checkpoint
 from . import distributed
 from .data import CropDataset
@@ -119,13 +120,13 @@ def warm_start(model: Tokenizer, folder: Path, new_code_scale: float = 0.1) -> i
     teaches it to use them. Codebooks of another width cannot be kept: then no depth comes from the folder."""
     from safetensors.torch import load_file
 
-    source = TokenizerConfig.from_dict(json.loads((folder / "config.json").read_text())["tokenizer"])
+    source = TokenizerConfig.from_dict(json.loads((folder / CONFIG).read_text())["tokenizer"])
     mine = model.cfg
     same_layout = {**source.to_dict(), "depth": 0, "code_dim": 0} == {**mine.to_dict(), "depth": 0, "code_dim": 0}
     if not same_layout or source.depth > mine.depth or source.code_dim > mine.code_dim:
         raise ValueError(f"cannot start from {folder}: its tokenizer {source} differs from {mine} beyond adding "
                          "depths or code dimensions")
-    state = {k: v.float() for k, v in load_file(str(folder / "tokenizer.safetensors")).items()}
+    state = {k: v.float() for k, v in load_file(str(folder / TOKENIZER_WEIGHTS)).items()}
     own = model.state_dict()
     source_books = state.pop("quantizer.codebooks")
     for name, value in state.items():
