@@ -3,7 +3,7 @@ vqcodec 0.4 stored), a beam over the depths, a rate term weighted by rd_lambda, 
 stores by default). Per configuration and quality level: file bpp, bits per token against log2 K, the
 share of codes that differ from greedy, PSNR and LPIPS; and BD-rate against greedy (negative: fewer bits
 for the same quality). A larger rd_lambda is included to show what it takes to bring the prior's bits to
-two thirds of log2 K (issue 4) by the encoder's choices alone.
+two thirds of log2 K by the encoder's choices alone.
 
     VQCODEC_LPIPS_WEIGHTS=../shared/weights/lpips_alex_v0.1.safetensors \
         python eval/encoder_search.py ../shared/data/kodak --out eval/results

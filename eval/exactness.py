@@ -1,4 +1,4 @@
-"""What integer-exact coding costs (issue 6): payload bits of the integer prior against the float
+"""What integer-exact coding costs: payload bits of the integer prior against the float
 prior it was quantized from, and compress / decompress times, on every Kodak image at every level.
 
 The float prior's payload is real range-coder output too: its float64 softmax probabilities, from one

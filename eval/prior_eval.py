@@ -1,4 +1,4 @@
-"""The prior beyond the codec's own numbers (issue 4):
+"""The prior beyond the codec's own numbers:
 
 1. held-out negative log-likelihood of the shipped (integer) prior, bits per index, on full 16x16 tiles of
    the training images the prior never saw (every 20th image of ../shared/data/train and its mirror

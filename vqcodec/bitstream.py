@@ -2,7 +2,7 @@
 
     offset  size  field
     0       3     magic b"VQC"
-    3       1     version = 2 (the integer-exact prior; version 1 used a float prior)
+    3       1     version = 2 (the integer-exact prior)
     4       2     image width - 1   (uint16, big-endian)
     6       2     image height - 1  (uint16, big-endian)
     8       4     model id: first 4 bytes of the model's SHA-256 identity
@@ -11,7 +11,7 @@
     15      2     grid width in tokens  (uint16, big-endian)
     17      4     CRC-32 of the decoded index grid (catches a prior that desynchronised)
     21      n     range-coder payload
-    21+n    4     CRC-32 of bytes 0 .. 21+n (catches corruption and truncation)
+    21+n    4     CRC-32 of bytes 0 .. 21+n-1 (catches corruption and truncation)
 """
 from __future__ import annotations
 
