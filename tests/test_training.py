@@ -33,9 +33,9 @@ def image_folder(tmp_path_factory):
 
 def tokenizer_run(folder, out, steps, stop_after=0):
     # lpips_weight=0: the test needs no LPIPS backbone download
-    tc = TokenizerTrainConfig(data=str(folder), out=str(out), steps=steps, batch=2, crop=32, lpips_weight=0.0,
+    train_cfg = TokenizerTrainConfig(data=str(folder), out=str(out), steps=steps, batch=2, crop=32, lpips_weight=0.0,
                               disc_start=2, restart_every=3, ckpt_every=100, log_every=1, stop_after=stop_after)
-    return train_tokenizer(tc, TINY)
+    return train_tokenizer(train_cfg, TINY)
 
 
 def weights(ckpt):
@@ -54,14 +54,14 @@ def test_tokenizer_resume_is_exact(image_folder, tmp_path):
 
 
 def test_prior_resume_is_exact(image_folder, tmp_path):
-    pc = PriorConfig(codebook_size=16, depth=2, window=4, n_layer=1, n_head=2, n_embd=16)
+    prior_cfg = PriorConfig(codebook_size=16, depth=2, window=4, n_layer=1, n_head=2, n_embd=16)
     results = []
     for run, stops in (("a", [0]), ("b", [3, 0])):
         tokenizer_run(image_folder, tmp_path / run, steps=2)
         for stop in stops:
-            tc = PriorTrainConfig(data=str(image_folder), out=str(tmp_path / run), steps=6, batch=4, lr=1e-2,
+            train_cfg = PriorTrainConfig(data=str(image_folder), out=str(tmp_path / run), steps=6, batch=4, lr=1e-2,
                                   warmup=1, eval_every=3, ckpt_every=100, holdout=0.5, stop_after=stop)
-            ckpt = train_prior(tc, pc)
+            ckpt = train_prior(train_cfg, prior_cfg)
         results.append(weights(ckpt))
     for k in results[0]:
         assert np.array_equal(results[0][k].numpy(), results[1][k].numpy()), k
@@ -93,9 +93,9 @@ def test_a_new_run_can_start_from_a_model_folder_with_more_depths(image_folder, 
     save_file({k: trained[f"model.{k}"].half() for k in tokenizer_keys}, str(source / "tokenizer.safetensors"))
     (source / "config.json").write_text(json.dumps({"tokenizer": TINY.to_dict()}))
     deeper = replace(TINY, depth=3)
-    tc = TokenizerTrainConfig(data=str(image_folder), out=str(tmp_path / "b"), steps=1, batch=2, crop=32, lr=0.0,
+    train_cfg = TokenizerTrainConfig(data=str(image_folder), out=str(tmp_path / "b"), steps=1, batch=2, crop=32, lr=0.0,
                               lpips_weight=0.0, init_from=str(source))
-    started = weights(train_tokenizer(tc, deeper))
+    started = weights(train_tokenizer(train_cfg, deeper))
     np.testing.assert_array_equal(started["model.quantizer.codebooks"][:2].numpy(),
                                   trained["model.quantizer.codebooks"].half().float().numpy())
     np.testing.assert_array_equal(started["model.decoder.last.weight"].numpy(),
@@ -128,9 +128,9 @@ def test_a_wider_code_keeps_what_the_model_folder_decoded(image_folder, tmp_path
 
 
 def test_discriminator_warms_up_before_the_generator_follows_it(image_folder, tmp_path):
-    tc = TokenizerTrainConfig(data=str(image_folder), out=str(tmp_path), steps=4, batch=2, crop=32, lpips_weight=0.0,
+    train_cfg = TokenizerTrainConfig(data=str(image_folder), out=str(tmp_path), steps=4, batch=2, crop=32, lpips_weight=0.0,
                               disc_start=3, disc_warmup=2, log_every=1)
-    ckpt = train_tokenizer(tc, TINY)
+    ckpt = train_tokenizer(train_cfg, TINY)
     log = [json.loads(line) for line in (tmp_path / "tokenizer_log.jsonl").read_text().splitlines()]
     assert [("d" in r, "lam" in r) for r in log] == [(False, False), (True, False), (True, False), (True, True)]
     fresh = weights(tokenizer_run(image_folder, tmp_path / "no_gan", steps=1))  # a discriminator never trained
@@ -141,25 +141,25 @@ def test_discriminator_warms_up_before_the_generator_follows_it(image_folder, tm
 def run_with_prior_and_new_decoder(image_folder, run):
     """A tokenizer run, a prior on its grids, then a few decoder-only steps; returns the decoder-only config."""
     tokenizer_run(image_folder, run, steps=2)
-    pc = PriorConfig(codebook_size=16, depth=2, window=4, n_layer=1, n_head=2, n_embd=16)
+    prior_cfg = PriorConfig(codebook_size=16, depth=2, window=4, n_layer=1, n_head=2, n_embd=16)
     train_prior(PriorTrainConfig(data=str(image_folder), out=str(run), steps=2, batch=4, warmup=1, eval_every=100,
-                                 holdout=0.5), pc)
-    tc = TokenizerTrainConfig(data=str(image_folder), out=str(run), steps=3, batch=2, crop=32, lpips_weight=0.0,
+                                 holdout=0.5), prior_cfg)
+    train_cfg = TokenizerTrainConfig(data=str(image_folder), out=str(run), steps=3, batch=2, crop=32, lpips_weight=0.0,
                               disc_start=100, freeze_encoder=True)
-    train_tokenizer(tc, TINY)  # the decoder moves, the token grids do not: the prior still fits
-    return tc
+    train_tokenizer(train_cfg, TINY)  # the decoder moves, the token grids do not: the prior still fits
+    return train_cfg
 
 
 def test_export_refuses_a_prior_trained_on_another_encoders_tokens(image_folder, tmp_path):
     from vqcodec.train.export import export_run
 
     run = tmp_path / "run"
-    tc = run_with_prior_and_new_decoder(image_folder, run)
+    train_cfg = run_with_prior_and_new_decoder(image_folder, run)
     export_run(run, tmp_path / "model", 1)
     model = vqcodec.load_model(tmp_path / "model")
     data = vqcodec.compress(Image.open(next(image_folder.glob("*.png"))), model=model)
     assert vqcodec.decompress(data, model=model).size == (96, 64)
-    train_tokenizer(replace(tc, steps=4, freeze_encoder=False), TINY)
+    train_tokenizer(replace(train_cfg, steps=4, freeze_encoder=False), TINY)
     with pytest.raises(ValueError, match="another encoder"):
         export_run(run, tmp_path / "model2", 1)
 
@@ -169,9 +169,9 @@ def test_a_new_decoder_reads_the_files_of_the_model_it_replaces(image_folder, tm
     from vqcodec.train.export import export_run, files_it_reads
 
     run = tmp_path / "run"
-    tc = run_with_prior_and_new_decoder(image_folder, run)
+    train_cfg = run_with_prior_and_new_decoder(image_folder, run)
     export_run(run, tmp_path / "old", 1)
-    train_tokenizer(replace(tc, steps=6), TINY)  # three more decoder-only steps
+    train_tokenizer(replace(train_cfg, steps=6), TINY)  # three more decoder-only steps
     export_run(run, tmp_path / "new", 1, reads_files_of=tmp_path / "old")
     old, new = vqcodec.load_model(tmp_path / "old"), vqcodec.load_model(tmp_path / "new")
     assert old.model_id != new.model_id

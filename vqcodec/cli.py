@@ -34,7 +34,7 @@ def _exit_on_signal(signum, frame) -> None:
     raise SystemExit(128 + signum)
 
 
-class Commands(click.Group):
+class OneLineErrors(click.Group):
     """Turns every failure into one line on stderr and a non-zero exit code; SIGTERM ends the command
     the way Ctrl-C does, leaving no partial output."""
 
@@ -108,7 +108,7 @@ def _max_pixels_option(f):
                              "twice Pillow's decompression-bomb threshold).")(f)
 
 
-@click.group(cls=Commands)
+@click.group(cls=OneLineErrors)
 @click.version_option(package_name="vqcodec")
 def main() -> None:
     """vqcodec: a learned image codec (VQ-GAN tokens + transformer prior + range coding)."""

@@ -147,7 +147,7 @@ def _decoding_model(header: Header, model: Model | str | None, device: str) -> M
                                 "model: pass the model that made it")
         model = name
     m = resolve_model(model, device)
-    if not m.reads(header.model_id):
+    if not m.decodes_files_of(header.model_id):
         raise ModelMismatch(f"this file was made by model {header.model_id.hex()}, but the model given is "
                             f"{m.name} ({m.model_id.hex()})")
     return m

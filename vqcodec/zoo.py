@@ -40,7 +40,7 @@ class Model:
     default_quality: int
     reads_files_of: dict[bytes, str]  # model id -> name of the earlier models whose files it decodes
 
-    def reads(self, model_id: bytes) -> bool:
+    def decodes_files_of(self, model_id: bytes) -> bool:
         """Whether a file carrying model_id decodes exactly with this model."""
         return model_id == self.model_id or model_id in self.reads_files_of
 

@@ -110,7 +110,7 @@ def heldout_bits(prior: PriorModel, grids: list[np.ndarray], window: int) -> dic
     return result
 
 
-def _prior_data(tc: PriorTrainConfig, out: Path) -> tuple[Tokenizer, str, list[np.ndarray], list[np.ndarray]]:
+def _prior_data(train_cfg: PriorTrainConfig, out: Path) -> tuple[Tokenizer, str, list[np.ndarray], list[np.ndarray]]:
     """The run's tokenizer, the name of its token cache, and the training and held-out grids (every
     n-th image with its mirror held out)."""
     tok_meta = json.loads((out / "tokenizer_ckpt.json").read_text())
@@ -118,27 +118,28 @@ def _prior_data(tc: PriorTrainConfig, out: Path) -> tuple[Tokenizer, str, list[n
     load_checkpoint(out / "tokenizer_ckpt", {"model": tokenizer}, {})
     tokenizer.eval()
     tokens = token_cache_name(tokenizer)
-    grids = token_cache(tokenizer, Path(tc.data), out / tokens)
-    every = max(2, round(1 / tc.holdout))
+    grids = token_cache(tokenizer, Path(train_cfg.data), out / tokens)
+    every = max(2, round(1 / train_cfg.holdout))
     held = [g for k, g in enumerate(grids) if (k // 2) % every == 0]
     return tokenizer, tokens, [g for k, g in enumerate(grids) if (k // 2) % every != 0], held
 
 
-def _optimizer(prior: PriorModel, tc: PriorTrainConfig) -> torch.optim.Optimizer:
+def _optimizer(prior: PriorModel, train_cfg: PriorTrainConfig) -> torch.optim.Optimizer:
     """AdamW with weight decay on the matrices only (not on embeddings, biases or norms)."""
     decay = [p for n, p in prior.named_parameters() if p.dim() >= 2 and "emb" not in n]
     no_decay = [p for n, p in prior.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr, betas=(0.9, 0.95))
+    return torch.optim.AdamW([{"params": decay, "weight_decay": train_cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=train_cfg.lr, betas=(0.9, 0.95))
 
 
-def _train_step(tc: PriorTrainConfig, prior: PriorModel, opt: torch.optim.Optimizer, sampler: TileSampler) -> tuple[int, float]:
+def _train_step(train_cfg: PriorTrainConfig, prior: PriorModel, opt: torch.optim.Optimizer,
+                sampler: TileSampler) -> tuple[int, float]:
     """One step on a batch of tiles (full windows, or with probability edge_tiles a random smaller
     size) at a random quality level; returns the level and the loss in nats."""
     w = prior.cfg.window
-    th, tw = (w, w) if sampler.rng.random() >= tc.edge_tiles else sampler.rng.integers(1, w + 1, 2)
+    th, tw = (w, w) if sampler.rng.random() >= train_cfg.edge_tiles else sampler.rng.integers(1, w + 1, 2)
     quality = int(sampler.rng.integers(1, prior.cfg.depth + 1))
-    loss = tile_loss(prior, sampler.batch(tc.batch, int(th), int(tw), quality))
+    loss = tile_loss(prior, sampler.batch(train_cfg.batch, int(th), int(tw), quality))
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(prior.parameters(), 1.0)
@@ -146,44 +147,44 @@ def _train_step(tc: PriorTrainConfig, prior: PriorModel, opt: torch.optim.Optimi
     return quality, loss.item()
 
 
-def train_prior(tc: PriorTrainConfig, pc: PriorConfig | None = None) -> Path:
-    out = Path(tc.out)
-    tokenizer, tokens, train_grids, held = _prior_data(tc, out)
+def train_prior(train_cfg: PriorTrainConfig, prior_cfg: PriorConfig | None = None) -> Path:
+    out = Path(train_cfg.out)
+    tokenizer, tokens, train_grids, held = _prior_data(train_cfg, out)
     ckpt = out / "prior_ckpt"
-    torch.manual_seed(tc.seed)
+    torch.manual_seed(train_cfg.seed)
     if ckpt.with_suffix(".json").exists():
-        pc = PriorConfig.from_dict(json.loads(ckpt.with_suffix(".json").read_text())["model"])
-    pc = pc or PriorConfig(codebook_size=tokenizer.cfg.codebook_size, depth=tokenizer.cfg.depth)
-    prior = PriorModel(pc)
-    opt = _optimizer(prior, tc)
-    sampler = TileSampler(train_grids, pc.window, tc.seed)
+        prior_cfg = PriorConfig.from_dict(json.loads(ckpt.with_suffix(".json").read_text())["model"])
+    prior_cfg = prior_cfg or PriorConfig(codebook_size=tokenizer.cfg.codebook_size, depth=tokenizer.cfg.depth)
+    prior = PriorModel(prior_cfg)
+    opt = _optimizer(prior, train_cfg)
+    sampler = TileSampler(train_grids, prior_cfg.window, train_cfg.seed)
     step, wall = 0, 0.0
     if ckpt.with_suffix(".json").exists():
         meta = load_checkpoint(ckpt, {"model": prior}, {"opt": opt})
         step, wall = meta["step"], meta["wall_seconds"]
         sampler.rng.bit_generator.state = meta["data_rng"]
     log = (out / "prior_log.jsonl").open("a")
-    clock = RunClock.resumed(step, wall, tc.minutes, tc.stop_after)
-    bar = tqdm(total=tc.steps, initial=step, desc="prior")
+    clock = RunClock.resumed(step, wall, train_cfg.minutes, train_cfg.stop_after)
+    bar = tqdm(total=train_cfg.steps, initial=step, desc="prior")
     held_bits: dict = {}
-    while step < tc.steps:
-        lr = tc.lr * warmup(step, tc.warmup) * cosine(step, tc.steps)
+    while step < train_cfg.steps:
+        lr = train_cfg.lr * warmup(step, train_cfg.warmup) * cosine(step, train_cfg.steps)
         set_lr([opt], lr)
-        quality, loss = _train_step(tc, prior, opt, sampler)
+        quality, loss = _train_step(train_cfg, prior, opt, sampler)
         step += 1
         bar.update(1)
         bar.set_postfix(bits=f"{loss / math.log(2):.3f}", q=quality)
         record = {"step": step, "time": round(clock.seconds(), 1), "q": quality, "bits": loss / math.log(2), "lr": lr}
         stopping = clock.out_of_time(step)
-        if checkpoint_due(step, tc.eval_every, tc.steps, stopping):
-            held_bits = heldout_bits(prior, held, pc.window)
+        if checkpoint_due(step, train_cfg.eval_every, train_cfg.steps, stopping):
+            held_bits = heldout_bits(prior, held, prior_cfg.window)
             record["heldout_bits"] = held_bits
         log.write(json.dumps(record) + "\n")
         log.flush()
-        if checkpoint_due(step, tc.ckpt_every, tc.steps, stopping):
+        if checkpoint_due(step, train_cfg.ckpt_every, train_cfg.steps, stopping):
             save_checkpoint(ckpt, {"model": prior}, {"opt": opt},
-                            {"step": step, "wall_seconds": clock.seconds(), "model": pc.to_dict(),
-                             "train": asdict(tc), "data_rng": sampler.rng.bit_generator.state,
+                            {"step": step, "wall_seconds": clock.seconds(), "model": prior_cfg.to_dict(),
+                             "train": asdict(train_cfg), "data_rng": sampler.rng.bit_generator.state,
                              "heldout_bits": held_bits, "tokens": tokens})
         if stopping:
             break

@@ -116,8 +116,9 @@ def warm_start(model: Tokenizer, folder: Path, new_code_scale: float = 0.1) -> i
     still need initialising).
 
     A wider code keeps the folder's function: the encoder's extra output channels start at new_code_scale
-    times their fresh initialisation and the decoder's input weights for them start at zero, so the decoder sees what it saw before until training
-    teaches it to use them. Codebooks of another width cannot be kept: then no depth comes from the folder."""
+    times their fresh initialisation and the decoder's input weights for them start at zero, so the
+    decoder sees what it saw before until training teaches it to use them. Codebooks of another width
+    cannot be kept: then no depth comes from the folder."""
     from safetensors.torch import load_file
 
     source = TokenizerConfig.from_dict(json.loads((folder / CONFIG).read_text())["tokenizer"])
@@ -131,7 +132,8 @@ def warm_start(model: Tokenizer, folder: Path, new_code_scale: float = 0.1) -> i
     source_books = state.pop("quantizer.codebooks")
     for name, value in state.items():
         if own[name].shape != value.shape:  # the encoder's output layer or the decoder's input layer
-            target = own[name].clone().zero_() if name.startswith("decoder.") else own[name].clone().mul_(new_code_scale)
+            fresh = own[name].clone()
+            target = fresh.zero_() if name.startswith("decoder.") else fresh.mul_(new_code_scale)
             target[tuple(slice(0, n) for n in value.shape)] = value
             state[name] = target
     codebooks = own["quantizer.codebooks"].clone()
@@ -163,18 +165,18 @@ class TokenizerRun:
         return {"g": self.opt_g, "d": self.opt_d}
 
 
-def _start_run(tc: TokenizerTrainConfig, mc: TokenizerConfig | None, ckpt: Path, rank: int, world: int,
+def _start_run(train_cfg: TokenizerTrainConfig, model_cfg: TokenizerConfig | None, ckpt: Path, rank: int, world: int,
                device: torch.device) -> TokenizerRun:
     """Resume the run from its checkpoint, or start it (from a model folder, k-means codebooks)."""
-    torch.manual_seed(tc.seed)  # the same on every rank: quality draws and restart picks agree
+    torch.manual_seed(train_cfg.seed)  # the same on every rank: quality draws and restart picks agree
     if ckpt.with_suffix(".json").exists():
-        mc = TokenizerConfig.from_dict(json.loads(ckpt.with_suffix(".json").read_text())["model"])
-    mc = mc or TokenizerConfig()
-    model, disc = Tokenizer(mc).to(device), PatchDiscriminator().to(device)
-    run = TokenizerRun(model, disc, torch.optim.Adam(model.parameters(), lr=tc.lr, betas=(0.5, 0.9)),
-                       torch.optim.Adam(disc.parameters(), lr=tc.lr, betas=(0.5, 0.9)),
-                       CropDataset(Path(tc.data), tc.crop, seed=tc.seed + rank),
-                       DeadCodeRestarter(mc.depth, mc.codebook_size, mc.code_dim).to(device))
+        model_cfg = TokenizerConfig.from_dict(json.loads(ckpt.with_suffix(".json").read_text())["model"])
+    model_cfg = model_cfg or TokenizerConfig()
+    model, disc = Tokenizer(model_cfg).to(device), PatchDiscriminator().to(device)
+    run = TokenizerRun(model, disc, torch.optim.Adam(model.parameters(), lr=train_cfg.lr, betas=(0.5, 0.9)),
+                       torch.optim.Adam(disc.parameters(), lr=train_cfg.lr, betas=(0.5, 0.9)),
+                       CropDataset(Path(train_cfg.data), train_cfg.crop, seed=train_cfg.seed + rank),
+                       DeadCodeRestarter(model_cfg.depth, model_cfg.codebook_size, model_cfg.code_dim).to(device))
     if ckpt.with_suffix(".json").exists():
         meta = load_checkpoint(ckpt, run.modules, run.optimizers, optional=("restarter",))
         run.step, run.wall_seconds = meta["step"], meta["wall_seconds"]
@@ -182,41 +184,41 @@ def _start_run(tc: TokenizerTrainConfig, mc: TokenizerConfig | None, ckpt: Path,
         if len(states) == world:
             run.data.rng.bit_generator.state = states[rank]
         else:  # resumed with another number of processes: fresh, distinct crop streams
-            run.data.rng = np.random.default_rng([tc.seed, run.step, rank])
+            run.data.rng = np.random.default_rng([train_cfg.seed, run.step, rank])
     else:  # rank 0's initialisation reaches the others when DDP wraps the model
-        kept = warm_start(model, Path(tc.init_from), tc.new_code_scale) if tc.init_from else 0
+        kept = warm_start(model, Path(train_cfg.init_from), train_cfg.new_code_scale) if train_cfg.init_from else 0
         kmeans_init(model, run.data, batches=8, first_depth=kept)
-    if tc.freeze_encoder:
+    if train_cfg.freeze_encoder:
         model.encoder.requires_grad_(False)
         model.quantizer.requires_grad_(False)
     return run
 
 
-def _train_step(tc: TokenizerTrainConfig, run: TokenizerRun, train_model: torch.nn.Module,
+def _train_step(train_cfg: TokenizerTrainConfig, run: TokenizerRun, train_model: torch.nn.Module,
                 train_disc: torch.nn.Module, lpips_model: torch.nn.Module | None, device: torch.device) -> dict:
     """One generator step (L1 + LPIPS + VQ, plus the adaptive-weight GAN term once it is on) and one
     discriminator step once the discriminator is on; returns the step's statistics."""
-    model, disc, mc = run.model, run.disc, run.model.cfg
-    x = run.data.batch(tc.batch).to(device)
-    quality = torch.randint(1, mc.depth + 1, (tc.batch,))
-    quality[0] = mc.depth  # one full-depth sample per batch keeps the top level trained
+    model, disc, model_cfg = run.model, run.disc, run.model.cfg
+    x = run.data.batch(train_cfg.batch).to(device)
+    quality = torch.randint(1, model_cfg.depth + 1, (train_cfg.batch,))
+    quality[0] = model_cfg.depth  # one full-depth sample per batch keeps the top level trained
     o = train_model(x, quality.to(device))
     rec = o["recon"]
     l1 = (rec - x).abs().mean()
     perceptual = lpips_model(rec, x).mean() if lpips_model else torch.zeros((), device=device)
-    rec_loss = l1 + tc.lpips_weight * perceptual
+    rec_loss = l1 + train_cfg.lpips_weight * perceptual
     loss = rec_loss + o["vq_loss"]
     stats = {"l1": l1.item(), "lpips": perceptual.item(), "vq": o["vq_loss"].item()}
-    if run.step >= tc.disc_start:
+    if run.step >= train_cfg.disc_start:
         disc.requires_grad_(False)  # the generator's step leaves the discriminator alone
         g_loss = -disc(rec).mean()
-        lam = adaptive_gan_weight(rec_loss, g_loss, model.decoder.last.weight, tc.disc_weight)
+        lam = adaptive_gan_weight(rec_loss, g_loss, model.decoder.last.weight, train_cfg.disc_weight)
         loss = loss + lam * g_loss
         stats.update(g=g_loss.item(), lam=lam.item())
     run.opt_g.zero_grad(set_to_none=True)
     loss.backward()
     run.opt_g.step()
-    if run.step >= tc.disc_start - tc.disc_warmup:
+    if run.step >= train_cfg.disc_start - train_cfg.disc_warmup:
         disc.requires_grad_(True)
         d_loss = hinge_d_loss(train_disc(x), train_disc(rec.detach()))
         run.opt_d.zero_grad(set_to_none=True)
@@ -238,7 +240,8 @@ def _restart_dead_codes(run: TokenizerRun, world: int) -> list[int]:
     return counts
 
 
-def _save(tc: TokenizerTrainConfig, run: TokenizerRun, ckpt: Path, clock: RunClock, rank: int, world: int) -> None:
+def _save(train_cfg: TokenizerTrainConfig, run: TokenizerRun, ckpt: Path, clock: RunClock, rank: int,
+          world: int) -> None:
     """Rank 0 writes the checkpoint, after checking that the replicas agree, with every rank's crop RNG."""
     replicas = distributed.replica_digests(run.model, world)
     if len(set(replicas)) > 1:
@@ -251,41 +254,41 @@ def _save(tc: TokenizerTrainConfig, run: TokenizerRun, ckpt: Path, clock: RunClo
     if rank == 0:
         save_checkpoint(ckpt, run.modules, run.optimizers,
                         {"step": run.step, "wall_seconds": clock.seconds(), "model": run.model.cfg.to_dict(),
-                         "train": asdict(tc), "data_rng": rng_states[0], "data_rng_per_rank": rng_states,
+                         "train": asdict(train_cfg), "data_rng": rng_states[0], "data_rng_per_rank": rng_states,
                          "world_size": world, "replicas": replicas})
 
 
-def train_tokenizer(tc: TokenizerTrainConfig, mc: TokenizerConfig | None = None) -> Path:
+def train_tokenizer(train_cfg: TokenizerTrainConfig, model_cfg: TokenizerConfig | None = None) -> Path:
     """Train (or resume) a tokenizer; returns the checkpoint path. Under torchrun every process runs
     this; rank 0 logs and writes checkpoints."""
     rank, world, device = distributed.setup()
-    out = Path(tc.out)
+    out = Path(train_cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "tokenizer_ckpt"
-    run = _start_run(tc, mc, ckpt, rank, world, device)
+    run = _start_run(train_cfg, model_cfg, ckpt, rank, world, device)
     train_model, train_disc = run.model, run.disc
     if world > 1:
         ids = [device] if device.type == "cuda" else None
         train_model = DistributedDataParallel(run.model, device_ids=ids)
         train_disc = DistributedDataParallel(run.disc, device_ids=ids)
-    lpips_model = load_lpips().to(device) if tc.lpips_weight else None
+    lpips_model = load_lpips().to(device) if train_cfg.lpips_weight else None
     log = (out / "tokenizer_log.jsonl").open("a") if rank == 0 else None
-    clock = RunClock.resumed(run.step, run.wall_seconds, tc.minutes, tc.stop_after)
-    bar = tqdm(total=tc.steps, initial=run.step, desc="tokenizer", disable=rank != 0)
-    while run.step < tc.steps:
-        set_lr([run.opt_g, run.opt_d], tc.lr * warmup(run.step, tc.warmup))
-        stats = _train_step(tc, run, train_model, train_disc, lpips_model, device)
+    clock = RunClock.resumed(run.step, run.wall_seconds, train_cfg.minutes, train_cfg.stop_after)
+    bar = tqdm(total=train_cfg.steps, initial=run.step, desc="tokenizer", disable=rank != 0)
+    while run.step < train_cfg.steps:
+        set_lr([run.opt_g, run.opt_d], train_cfg.lr * warmup(run.step, train_cfg.warmup))
+        stats = _train_step(train_cfg, run, train_model, train_disc, lpips_model, device)
         run.step += 1
-        if run.step % tc.restart_every == 0 and not tc.freeze_encoder:
+        if run.step % train_cfg.restart_every == 0 and not train_cfg.freeze_encoder:
             stats["restarted"] = _restart_dead_codes(run, world)
         bar.update(1)
         bar.set_postfix(l1=f"{stats['l1']:.3f}", lpips=f"{stats['lpips']:.3f}")
-        if log and (run.step % tc.log_every == 0 or "restarted" in stats):
+        if log and (run.step % train_cfg.log_every == 0 or "restarted" in stats):
             log.write(json.dumps({"step": run.step, "time": round(clock.seconds(), 1), **stats}) + "\n")
             log.flush()
         stopping = distributed.any_rank(clock.out_of_time(run.step), world, device)
-        if checkpoint_due(run.step, tc.ckpt_every, tc.steps, stopping):
-            _save(tc, run, ckpt, clock, rank, world)
+        if checkpoint_due(run.step, train_cfg.ckpt_every, train_cfg.steps, stopping):
+            _save(train_cfg, run, ckpt, clock, rank, world)
         if stopping:
             break
     bar.close()
