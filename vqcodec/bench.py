@@ -26,8 +26,10 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from . import __version__ as vqcodec_version
 from .images import ImageReadError, image_files, to_rgb
 from .metrics import load_lpips, lpips_distance, ms_ssim, psnr
+from .output import write_atomically
 
 METRICS = ("psnr", "ms_ssim", "lpips")
 HIGHER_IS_BETTER = {"psnr": True, "ms_ssim": True, "lpips": False}
@@ -91,7 +93,6 @@ def classical_codecs() -> dict[str, Codec]:
 
 
 def vqcodec_codec(model=None) -> Codec:
-    from . import __version__ as vqcodec_version
     from .codec import compress, decompress
     from .zoo import resolve_model
 
@@ -128,9 +129,7 @@ class ResultCache:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.rows))
-        tmp.replace(self.path)
+        write_atomically(self.path, lambda tmp: Path(tmp).write_text(json.dumps(self.rows)))
 
 
 _bench_worker: dict = {}

@@ -82,6 +82,9 @@ def to_rgb(image: ImageLike) -> np.ndarray:
     """Any supported image as a (H, W, 3) uint8 array, turned upright by its EXIF orientation.
     Whatever is lost on the way (alpha, bit depth, CMYK, later frames) is reported once as a
     ConversionWarning."""
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 \
+            and image.size:
+        return image  # already what the codec takes: no conversion, no copy
     if isinstance(image, (str, Path)):
         image = open_image(image)
     elif isinstance(image, np.ndarray):

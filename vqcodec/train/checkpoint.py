@@ -5,11 +5,12 @@ Never pickle: optimizer state is flattened into named tensors plus JSON-serialis
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from ..output import write_atomically
 
 
 def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict, dict]:
@@ -50,12 +51,9 @@ def save_checkpoint(path: Path, modules: dict[str, torch.nn.Module],
     tensors["rng.torch"] = torch.get_rng_state()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".safetensors.tmp")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, path.with_suffix(".safetensors"))
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({**meta, "optimizers": opt_meta}, indent=1))
-    os.replace(tmp, path.with_suffix(".json"))
+    write_atomically(path.with_suffix(".safetensors"), lambda tmp: save_file(tensors, tmp))
+    text = json.dumps({**meta, "optimizers": opt_meta}, indent=1)
+    write_atomically(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text))
 
 
 def load_checkpoint(path: Path, modules: dict[str, torch.nn.Module],
