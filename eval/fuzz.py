@@ -18,11 +18,12 @@ import torch
 import vqcodec
 from vqcodec import bitstream
 from vqcodec.bitstream import Coder, FormatError, Header
-from vqcodec.fuzz import FUZZ_MAX_PIXELS, FUZZ_PRIOR, FUZZ_TOKENIZER, fuzz, fuzz_model
+from vqcodec.fuzz import FUZZ_MAX_PIXELS, FUZZ_PRIOR, FUZZ_TOKENIZER, FuzzReport, fuzz, fuzz_model
 
 
 def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Of this process and of the largest of its finished workers."""
+    return max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
 
 
 def hostile_headers() -> list[tuple[str, str, float]]:
@@ -52,18 +53,41 @@ def hostile_headers() -> list[tuple[str, str, float]]:
     return rows
 
 
+def _fuzz_worker(task: tuple[int, int, int]) -> FuzzReport:
+    inputs, seed, threads = task
+    torch.set_num_threads(threads)
+    return fuzz(fuzz_model(seed=0), inputs, seed=seed, progress=seed == 1)
+
+
+def fuzz_on(workers: int, inputs: int, seed: int, threads: int) -> FuzzReport:
+    """The inputs split over worker processes, each with its own mutation seed; one merged report."""
+    import multiprocessing
+
+    shares = [inputs // workers + (k < inputs % workers) for k in range(workers)]
+    tasks = [(n, seed * workers + k + 1, threads) for k, n in enumerate(shares)]
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        reports = pool.map(_fuzz_worker, tasks)
+    merged = reports[0]
+    for r in reports[1:]:
+        merged.inputs += r.inputs
+        merged.outcomes.update(r.outcomes)
+        merged.findings += r.findings
+        merged.slowest = max(merged.slowest, r.slowest, key=lambda s: s[0])
+    return merged
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--inputs", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("eval/results"))
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    ap.add_argument("--workers", type=int, default=1, help="processes, each fuzzing its share of the inputs")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     headers = hostile_headers()
-    model = fuzz_model(seed=args.seed)
-    report = fuzz(model, args.inputs, seed=args.seed, progress=True)
+    report = fuzz_on(args.workers, args.inputs, args.seed, args.threads)
     wall = time.perf_counter() - t0
     findings_dir = args.out / "fuzz_findings"
     for k, (data, kind) in enumerate(report.findings):
@@ -72,8 +96,9 @@ def main() -> None:
     lines = [
         "# Fuzzing the decoder",
         "",
-        f"Command: `python eval/fuzz.py --inputs {args.inputs} --seed {args.seed} --threads {args.threads}`; "
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), "
+        f"Command: `python eval/fuzz.py --inputs {args.inputs} --seed {args.seed} --threads {args.threads} "
+        f"--workers {args.workers}`; {platform.processor() or platform.machine()}, {args.workers} process(es) "
+        f"of {args.threads} torch thread(s), "
         f"torch {torch.__version__}, vqcodec {vqcodec.__version__}; wall {wall / 60:.1f} min.",
         "",
         "## What a hostile header costs (shipped model)",
@@ -92,7 +117,7 @@ def main() -> None:
         f"**Inputs outside the documented errors: {len(report.findings)}**"
         + (f" (saved in `{findings_dir}`)" if report.findings else "") + ".",
         f"Slowest input: {report.slowest[0] * 1000:.1f} ms ({len(report.slowest[1])} bytes: "
-        f"`{report.slowest[1].hex()[:120]}`). Peak RSS of the whole run: {peak_rss_mib():.0f} MiB.",
+        f"`{report.slowest[1].hex()[:120]}`). Peak RSS: {peak_rss_mib():.0f} MiB (the largest process).",
         "",
         "| outcome | inputs | share |",
         "|---|---|---|",

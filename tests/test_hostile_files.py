@@ -85,3 +85,10 @@ def test_decompress_takes_bytes_paths_and_file_objects():
         vqcodec.decompress(io.StringIO("VQC"))
     with pytest.raises(TypeError):
         vqcodec.decompress(12)
+
+
+def test_a_uniform_payload_the_coder_rejects_is_a_format_error(model):
+    # The long fuzzing run found it: a range decoder's first words can lie outside any model's range.
+    data = forged(model, 64, 32, quality=1, coder=Coder.UNIFORM, payload=b"\xff" * 60)
+    with pytest.raises(FormatError, match="not a valid range-coder stream"):
+        vqcodec.decompress(data)

@@ -52,17 +52,20 @@ class Decoder:
         self._coder = constriction.stream.queue.RangeDecoder(words)
         self.information = 0.0  # bits decoded so far
 
+    def _decode(self, *args) -> np.ndarray:
+        try:
+            return self._coder.decode(*args).astype(np.int64)
+        except (AssertionError, ValueError, RuntimeError) as e:  # constriction's check of its own state
+            raise FormatError(f"the payload is not a valid range-coder stream for this model ({e})") from None
+
     def uniform(self, count: int, alphabet: int) -> np.ndarray:
         if payload_too_short(self.payload, count * np.log2(alphabet)):
             raise FormatError(f"payload of {len(self.payload)} bytes is too short for {count} symbols")
-        return self._coder.decode(constriction.stream.model.Uniform(alphabet), count).astype(np.int64)
+        return self._decode(constriction.stream.model.Uniform(alphabet), count)
 
     def categorical(self, frequencies: np.ndarray) -> np.ndarray:
         """One symbol per row of integer frequencies (n, K), as float64."""
-        try:
-            symbols = self._coder.decode(CATEGORICAL, frequencies).astype(np.int64)
-        except (AssertionError, ValueError, RuntimeError) as e:  # constriction's check of its own state
-            raise FormatError(f"the payload is not a valid range-coder stream for this model ({e})") from None
+        symbols = self._decode(CATEGORICAL, frequencies)
         p = frequencies[np.arange(len(symbols)), symbols] / frequencies.sum(1)
         self.information += float(np.minimum(-np.log2(p), MAX_SYMBOL_BITS).sum())
         if payload_too_short(self.payload, self.information):

@@ -142,7 +142,11 @@ def decode_once(data: bytes, model: Model, max_pixels: int | None = FUZZ_MAX_PIX
 
 def _reason(e: Exception) -> str:
     """An error message without its numbers: outcome classes stay few."""
-    return " ".join(w for w in str(e).split()[:8] if not any(c.isdigit() for c in w))
+    def variable(word: str) -> bool:  # numbers, and model ids (8 hex digits)
+        return any(c.isdigit() for c in word) or len(word.strip(",.")) == 8 and all(
+            c in "0123456789abcdef" for c in word.strip(",."))
+
+    return " ".join(w for w in str(e).split()[:8] if not variable(w))
 
 
 @dataclass
