@@ -32,8 +32,9 @@ def test_compress_and_decompress_a_folder_on_two_processes(tmp_path, folder, sma
     r = run("decompress", vqc, "-o", png, "--jobs", 2)
     assert r.exit_code == 0, r.output
     assert "2 written" in r.output
-    np.testing.assert_array_equal(np.asarray(Image.open(png / "a.png")),
-                                  np.asarray(vqcodec.decompress(vqc / "a.vqc")))
+    # the float CNN decoder's pixels may differ by one level between thread counts (FORMAT.md)
+    a, b = np.asarray(Image.open(png / "a.png")).astype(int), np.asarray(vqcodec.decompress(vqc / "a.vqc")).astype(int)
+    assert a.shape == b.shape and np.abs(a - b).max() <= 1
     assert Image.open(png / "sub" / "b.png").size == (128, 96)
 
 
