@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Iterator
 
 from .bitstream import DEFAULT_MAX_PIXELS
 from .images import IMAGE_SUFFIXES
-from .output import save_image, write_atomically
+from .output import same_file, save_image, write_atomically
 
 VQC_SUFFIX = ".vqc"
 
@@ -122,7 +122,7 @@ def run(work: Callable[[Job], Result], jobs: list[Job], options: dict, workers: 
     results: dict[int, Result] = {}
     todo = []
     for k, job in enumerate(jobs):
-        if job.target.exists() and job.source.resolve() == job.target.resolve():
+        if same_file(job.source, job.target):
             results[k] = Result(job.source, job.target, "failed", error="the output is the input file")
         elif job.target.exists() and not overwrite:
             results[k] = Result(job.source, job.target, "skipped" if skip_existing else "failed",

@@ -16,7 +16,7 @@ import click
 import numpy as np
 
 from .bitstream import DEFAULT_MAX_PIXELS, FormatError
-from .output import image_format, save_image, write_atomically
+from .output import image_format, same_file, save_image, write_atomically
 from .images import ConversionWarning, ImageReadError
 from .metrics import MetricUnavailable
 from .defaults import DEFAULT_MODEL, DEFAULT_RD_LAMBDA, shipped_levels
@@ -61,8 +61,7 @@ class OneLineErrors(click.Group):
 
 
 def refuse_overwriting_input(src: str | Path, dst: str | Path) -> None:
-    src, dst = Path(src), Path(dst)
-    if src.resolve() == dst.resolve() or (dst.exists() and src.exists() and os.path.samefile(src, dst)):
+    if same_file(src, dst):
         raise click.ClickException(f"{dst} is the input file: choose another output path")
 
 

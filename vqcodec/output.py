@@ -37,6 +37,12 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> N
         raise
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file (or would: the same resolved path), links included."""
+    a, b = Path(a), Path(b)
+    return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+
+
 def image_format(path: str | os.PathLike) -> str:
     """The Pillow format an output path's suffix names; ValueError for a suffix Pillow cannot write."""
     suffix = Path(path).suffix.lower()
