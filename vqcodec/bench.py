@@ -81,11 +81,11 @@ def classical_codecs() -> dict[str, Codec]:
     """Sweeps that reach the low-rate end (<= 0.1 bpp on Kodak) where the codec can."""
     return {
         "jpeg": _pillow_codec("jpeg", "JPEG", [1, 3, 5, 8, 12, 20, 30, 50],
-                              lambda q: {"quality": q, "optimize": True}),
+                              lambda setting: {"quality": setting, "optimize": True}),
         "webp": _pillow_codec("webp", "WEBP", [0, 2, 5, 10, 20, 35, 50],
-                              lambda q: {"quality": q, "method": 6}),
+                              lambda setting: {"quality": setting, "method": 6}),
         "avif": _pillow_codec("avif", "AVIF", [0, 5, 10, 15, 25, 35, 50],
-                              lambda q: {"quality": q, "speed": 4}),
+                              lambda setting: {"quality": setting, "speed": 4}),
         # JPEG 2000 is driven by compression ratio (24 bpp / ratio)
         "jp2": _pillow_codec("jp2", "JPEG2000", [400, 240, 160, 100, 60, 40],
                              lambda r: {"quality_mode": "rates", "quality_layers": [r], "irreversible": True}),
@@ -98,7 +98,7 @@ def vqcodec_codec(model=None) -> Codec:
 
     m = resolve_model(model)
     return Codec("vqcodec", list(range(1, m.levels + 1)),
-                 lambda rgb, q: compress(rgb, quality=q, model=m),
+                 lambda rgb, quality: compress(rgb, quality=quality, model=m),
                  lambda data: np.asarray(decompress(data, model=m)),
                  # The encoder's choices change the files, so a cached row is only good for this version.
                  f"vqcodec-{vqcodec_version}-model-{m.model_id.hex()}")
@@ -202,30 +202,31 @@ def mean_curves(rows: list[dict]) -> dict[str, list[dict]]:
     return curves
 
 
-def bd_rate(rate_a, quality_a, rate_b, quality_b, higher_is_better: bool = True) -> tuple[float | None, str]:
+def bd_rate(rate_a, score_a, rate_b, score_b, higher_is_better: bool = True) -> tuple[float | None, str]:
     """Bjøntegaard delta rate of curve B against curve A, in percent (negative: B needs fewer bits
-    for the same quality), with piecewise cubic (PCHIP) interpolation of log-rate over the quality
-    range both curves cover. Returns (None, reason) where they do not overlap."""
+    for the same score), with piecewise cubic (PCHIP) interpolation of log-rate over the range of the
+    metric's scores (PSNR, MS-SSIM, LPIPS) both curves cover. Returns (None, reason) where they do not
+    overlap."""
     from scipy.interpolate import PchipInterpolator
 
     sign = 1.0 if higher_is_better else -1.0
-    quality_a, quality_b = sign * np.asarray(quality_a, float), sign * np.asarray(quality_b, float)
+    score_a, score_b = sign * np.asarray(score_a, float), sign * np.asarray(score_b, float)
     show = lambda lo, hi: f"{min(sign * lo, sign * hi):.4g}..{max(sign * lo, sign * hi):.4g}"  # noqa: E731
 
-    def monotone(rate, quality):
-        order = np.argsort(quality)
-        q, r = np.asarray(quality, float)[order], np.log(np.asarray(rate, float)[order])
-        keep = np.concatenate([[True], np.diff(q) > 0])  # PCHIP needs strictly increasing x
-        return q[keep], r[keep]
+    def monotone(rate, score):
+        order = np.argsort(score)
+        s, r = np.asarray(score, float)[order], np.log(np.asarray(rate, float)[order])
+        keep = np.concatenate([[True], np.diff(s) > 0])  # PCHIP needs strictly increasing x
+        return s[keep], r[keep]
 
-    qa, ra = monotone(rate_a, quality_a)
-    qb, rb = monotone(rate_b, quality_b)
-    if len(qa) < 2 or len(qb) < 2:
+    sa, ra = monotone(rate_a, score_a)
+    sb, rb = monotone(rate_b, score_b)
+    if len(sa) < 2 or len(sb) < 2:
         return None, "fewer than two distinct points"
-    lo, hi = max(qa[0], qb[0]), min(qa[-1], qb[-1])
+    lo, hi = max(sa[0], sb[0]), min(sa[-1], sb[-1])
     if hi <= lo:
-        return None, f"no overlap in quality ({show(qa[0], qa[-1])} vs {show(qb[0], qb[-1])})"
-    ia, ib = PchipInterpolator(qa, ra).integrate(lo, hi), PchipInterpolator(qb, rb).integrate(lo, hi)
+        return None, f"no overlap in quality ({show(sa[0], sa[-1])} vs {show(sb[0], sb[-1])})"
+    ia, ib = PchipInterpolator(sa, ra).integrate(lo, hi), PchipInterpolator(sb, rb).integrate(lo, hi)
     return float((np.exp((ib - ia) / (hi - lo)) - 1) * 100), f"quality {show(lo, hi)}"
 
 

@@ -187,8 +187,8 @@ class IntPrior:
         """One causal pass over B tiles: codes (B, T, q) in raster order, tile b having lengths[b] <= T
         positions (later ones are padding) in rows tile_w[b] wide -> frequencies (B, T, q, K), equal
         bit for bit to what `step` and `frequencies` give position by position."""
-        B, T, q = codes.shape
+        B, T, quality = codes.shape
         x = torch.cat([self.t["start"].expand(B, 1, -1), self.embed_codes(codes[:, :-1])], 1)
         t = torch.minimum(torch.arange(T, device=codes.device)[None], lengths[:, None] - 1)
-        h = self.spatial(x + self.positions(t, tile_w[:, None], q))
-        return torch.stack([self.frequencies(h, codes[..., :d], d) for d in range(q)], 2)
+        h = self.spatial(x + self.positions(t, tile_w[:, None], quality))
+        return torch.stack([self.frequencies(h, codes[..., :d], d) for d in range(quality)], 2)

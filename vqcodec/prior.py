@@ -132,11 +132,11 @@ class PriorModel(nn.Module):
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         """Teacher-forced pass over whole tiles. codes: (B, th, tw, q) -> logits (B, th*tw, q, K)."""
-        B, th, tw, q = codes.shape
-        seq = codes.reshape(B, th * tw, q)
+        B, th, tw, quality = codes.shape
+        seq = codes.reshape(B, th * tw, quality)
         x = torch.cat([self.start.expand(B, 1, -1), self.embed_codes(seq[:, :-1])], 1)
-        h = self.spatial(x + self.positions(torch.arange(th * tw, device=codes.device), tw, q))
-        return torch.stack([self.logits(h, seq[..., :d], d) for d in range(q)], 2)
+        h = self.spatial(x + self.positions(torch.arange(th * tw, device=codes.device), tw, quality))
+        return torch.stack([self.logits(h, seq[..., :d], d) for d in range(quality)], 2)
 
     def logits(self, h: torch.Tensor, known: torch.Tensor, d: int) -> torch.Tensor:
         """Logits (..., K) of depth d at positions with spatial state h (..., C) and codes

@@ -41,14 +41,14 @@ def beam_search(z: torch.Tensor, codebooks: torch.Tensor, bits: torch.Tensor | N
     residual = z[:, None, :]                                    # (N, paths, D)
     rate = torch.zeros(N, 1)                                    # (N, paths): lambda * bits so far
     paths = torch.zeros(N, 1, 0, dtype=torch.long)              # (N, paths, depths so far)
-    q, K = codebooks.shape[0], codebooks.shape[1]
-    for d in range(q):
+    quality, K = codebooks.shape[0], codebooks.shape[1]
+    for d in range(quality):
         book = codebooks[d]
         cost = ((residual * residual).sum(-1, keepdim=True) - 2 * residual @ book.t()
                 + (book * book).sum(1))                         # (N, paths, K): squared error left
         step = rd_lambda * bits[:, d] if bits is not None else torch.zeros(N, K)
         cost = cost + rate[..., None] + step[:, None, :]
-        best = cost.reshape(N, -1).topk(width if d < q - 1 else 1, dim=1, largest=False).indices
+        best = cost.reshape(N, -1).topk(width if d < quality - 1 else 1, dim=1, largest=False).indices
         parent, code = best // K, best % K                      # (N, new paths)
         paths = torch.cat([paths.gather(1, parent[..., None].expand(-1, -1, d)), code[..., None]], 2)
         residual = residual.gather(1, parent[..., None].expand(-1, -1, D)) - book[code]
@@ -62,8 +62,8 @@ def choose_codes(z: torch.Tensor, greedy: np.ndarray, codebooks: torch.Tensor, p
     """z: the latent (D, h, w); greedy: the greedy grid (q, h, w); codebooks (depths, K, D); prior: the
     prior whose bits count (rd_lambda 0: distortion only, no prior pass) -> the grid to store (q, h, w).
     Works through the grid in the codec's tile groups, so memory stays bounded."""
-    q = greedy.shape[0]
-    books = codebooks[:q].float().cpu()
+    quality = greedy.shape[0]
+    books = codebooks[:quality].float().cpu()
     grid = np.empty_like(greedy)
     for group in tile_groups(*greedy.shape[1:], prior.cfg.window):
         ys = np.concatenate([np.repeat(np.arange(y0, y0 + th), tw) for y0, _, th, tw in group])

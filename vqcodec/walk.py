@@ -96,10 +96,10 @@ def group_pass(prior: IntPrior, indices: np.ndarray, group: list[Tile]) -> tuple
     """One parallel pass of the prior over a tile group of the grid indices (q, h, w): the group's codes
     (B, T, q) in each tile's raster order (zero past a tile's end), its tiles' lengths (B,) and the
     frequencies (B, T, q, K)."""
-    T, q = max(t.positions for t in group), indices.shape[0]
-    codes = np.zeros((len(group), T, q), np.int64)
+    T, quality = max(t.positions for t in group), indices.shape[0]
+    codes = np.zeros((len(group), T, quality), np.int64)
     for b, t in enumerate(group):
-        codes[b, :t.positions] = indices[:, t.y:t.y + t.height, t.x:t.x + t.width].reshape(q, -1).T
+        codes[b, :t.positions] = indices[:, t.y:t.y + t.height, t.x:t.x + t.width].reshape(quality, -1).T
     lengths = np.array([t.positions for t in group])
     device = prior.device
     freqs = prior.forward(torch.from_numpy(codes).to(device), torch.from_numpy(lengths).to(device),
@@ -110,8 +110,8 @@ def group_pass(prior: IntPrior, indices: np.ndarray, group: list[Tile]) -> tuple
 def group_frequencies(prior: IntPrior, grid: TokenGrid, group: list[Tile]) -> tuple[np.ndarray, np.ndarray]:
     """Symbols (n,) and frequencies (n, K) of one tile group in coding order, from one parallel pass."""
     codes, lengths, freqs = group_pass(prior, grid.indices, group)                     # freqs (B, T, q, K)
-    T, q, device = codes.shape[1], grid.quality, prior.device
+    T, quality, device = codes.shape[1], grid.quality, prior.device
     # Coding order: position t, then depth d, then tile b among those that have a position t.
-    order = torch.from_numpy(np.arange(T)[:, None, None] < lengths[None, None, :]).expand(T, q, len(group))
+    order = torch.from_numpy(np.arange(T)[:, None, None] < lengths[None, None, :]).expand(T, quality, len(group))
     symbols = torch.from_numpy(codes).permute(1, 2, 0)[order]
     return symbols.numpy(), freqs.permute(1, 2, 0, 3)[order.to(device)].cpu().double().numpy()

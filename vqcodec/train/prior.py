@@ -98,14 +98,14 @@ def heldout_bits(prior: PriorModel, grids: list[np.ndarray], window: int) -> dic
     """Bits per index on full window x window tiles of held-out grids, per quality level."""
     prior.eval()
     result = {}
-    for q in range(1, prior.cfg.depth + 1):
-        tiles = [g[:q, y:y + window, x:x + window].transpose(1, 2, 0)
+    for quality in range(1, prior.cfg.depth + 1):
+        tiles = [g[:quality, y:y + window, x:x + window].transpose(1, 2, 0)
                  for g in grids
                  for y in range(0, g.shape[1] - window + 1, window)
                  for x in range(0, g.shape[2] - window + 1, window)]
         if tiles:
             batch = torch.from_numpy(np.stack(tiles).astype(np.int64))
-            result[q] = tile_loss(prior, batch).item() / math.log(2)
+            result[quality] = tile_loss(prior, batch).item() / math.log(2)
     prior.train()
     return result
 

@@ -53,9 +53,9 @@ def activation_ranges(prior: PriorModel, tiles: torch.Tensor, batch: int = 32) -
              if isinstance(m, (nn.LayerNorm, nn.GELU)) or n.endswith(("attn.qkv", "attn.proj"))]
     prior.eval()
     try:
-        for q in tqdm(range(1, prior.cfg.depth + 1), desc="calibrating"):
+        for quality in tqdm(range(1, prior.cfg.depth + 1), desc="calibrating"):
             for i in range(0, len(tiles), batch):
-                prior(tiles[i:i + batch, ..., :q])
+                prior(tiles[i:i + batch, ..., :quality])
     finally:
         for h in hooks:
             h.remove()

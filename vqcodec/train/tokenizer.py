@@ -51,14 +51,14 @@ class TokenizerTrainConfig:
 def kmeans_init(model: Tokenizer, data: CropDataset, batches: int, iters: int = 10, first_depth: int = 0) -> None:
     """Initialise the codebooks of depths >= first_depth by k-means on the residuals each will see
     (those of the earlier depths, which are kept)."""
-    q = model.quantizer
-    device = q.codebooks.device
+    quantizer = model.quantizer
+    device = quantizer.codebooks.device
     z = torch.cat([model.encoder(data.batch(8).to(device)) for _ in range(batches)])
     r = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-    K = q.codebooks.shape[1]
-    for d in range(q.depth):
+    K = quantizer.codebooks.shape[1]
+    for d in range(quantizer.depth):
         if d < first_depth:
-            r = r - q.codebooks[d][torch.cdist(r, q.codebooks[d]).argmin(1)]
+            r = r - quantizer.codebooks[d][torch.cdist(r, quantizer.codebooks[d]).argmin(1)]
             continue
         centers = r[torch.randint(len(r), (K,))].clone()
         for _ in range(iters):
@@ -68,7 +68,7 @@ def kmeans_init(model: Tokenizer, data: CropDataset, batches: int, iters: int = 
             filled = counts > 0
             centers[filled] = sums[filled] / counts[filled, None]
             centers[~filled] = r[torch.randint(len(r), (int((~filled).sum()),))]
-        q.codebooks.data[d] = centers
+        quantizer.codebooks.data[d] = centers
         r = r - centers[torch.cdist(r, centers).argmin(1)]
 
 
