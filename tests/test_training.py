@@ -189,3 +189,16 @@ def test_a_new_decoder_reads_the_files_of_the_model_it_replaces(image_folder, tm
     with pytest.raises(ValueError, match="codebooks"):
         files_it_reads(tmp_path / "old", new.tokenizer, new.prior.cfg,
                        load_file(str(tmp_path / "new" / "prior_int8.safetensors")))
+
+
+def test_training_reads_pictures_upright_as_the_codec_does(tmp_path):
+    from vqcodec.images import to_rgb
+    from vqcodec.train.data import CropDataset
+
+    upright = np.asarray(Image.fromarray(skdata.astronaut()).resize((96, 64)))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned a quarter, to be shown rotated 90 degrees clockwise
+    Image.fromarray(np.rot90(upright)).save(tmp_path / "turned.png", exif=exif)
+    shown = to_rgb(tmp_path / "turned.png")
+    assert np.array_equal(shown, upright)
+    assert np.array_equal(CropDataset(tmp_path, crop=32).images[0], shown)

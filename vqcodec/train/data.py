@@ -8,21 +8,24 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from ..images import image_files
+from ..images import image_files, to_rgb
 from ..tokenizer import to_unit_range
 
+
 class CropDataset:
-    """All images of a folder as uint8 RGB arrays; images smaller than a crop are upscaled."""
+    """All images of a folder as uint8 RGB arrays, read as the codec reads them (upright by their EXIF
+    orientation); images smaller than a crop are upscaled."""
 
     def __init__(self, folder: Path, crop: int, seed: int = 0):
         self.crop = crop
         self.images: list[np.ndarray] = []
         for path in tqdm(image_files(folder), desc="loading images", leave=False):
-            im = Image.open(path).convert("RGB")
-            if min(im.size) < crop:
-                s = crop / min(im.size)
-                im = im.resize((max(crop, round(im.width * s)), max(crop, round(im.height * s))), Image.BICUBIC)
-            self.images.append(np.asarray(im))
+            a = to_rgb(path)
+            if min(a.shape[:2]) < crop:
+                im, s = Image.fromarray(a), crop / min(a.shape[:2])
+                a = np.asarray(im.resize((max(crop, round(im.width * s)), max(crop, round(im.height * s))),
+                                         Image.BICUBIC))
+            self.images.append(a)
         self.rng = np.random.default_rng(seed)
 
     def batch(self, n: int) -> torch.Tensor:

@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from tqdm import tqdm
 
 from ..prior import PriorConfig, PriorModel
 from ..tokenizer import Tokenizer, TokenizerConfig, to_unit_range
 from .checkpoint import load_checkpoint, save_checkpoint
 from .loop import RunClock, checkpoint_due, cosine, set_lr, warmup
-from ..images import image_files
+from ..images import image_files, to_rgb
 
 
 @dataclass
@@ -55,7 +54,7 @@ def token_cache(tokenizer: Tokenizer, data: Path, cache: Path) -> list[np.ndarra
     f = tokenizer.cfg.downsample
     grids = []
     for path in tqdm(image_files(data), desc="tokenizing"):
-        a = np.asarray(Image.open(path).convert("RGB"))
+        a = to_rgb(path)
         a = a[: a.shape[0] // f * f, : a.shape[1] // f * f]
         if a.size == 0:
             continue
