@@ -48,6 +48,19 @@ def test_lpips_of_identical_images_is_zero(pair):
     assert lpips_distance(model, a, b) > 0.01
 
 
+@pytest.mark.filterwarnings("error")
+def test_lpips_loads_and_reads_pillow_arrays_without_warnings(pair):
+    from PIL import Image
+
+    try:
+        model = load_lpips()
+    except MetricUnavailable as e:
+        pytest.skip(f"LPIPS weights unavailable offline: {e}")
+    a, b = (np.asarray(Image.fromarray(x)) for x in pair)  # read-only, as Pillow hands them out
+    assert not a.flags.writeable
+    assert lpips_distance(model, a, b) > 0.01
+
+
 def test_lpips_without_weights_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("VQCODEC_LPIPS_WEIGHTS", str(tmp_path / "missing.safetensors"))
     with pytest.raises(MetricUnavailable, match="VQCODEC_LPIPS_WEIGHTS"):

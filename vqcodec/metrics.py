@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -94,7 +95,9 @@ def load_lpips() -> "torch.nn.Module":
         state = load_file(path)
     except (SafetensorError, OSError) as e:
         raise MetricUnavailable(f"{path} is not a safetensors file ({e})") from None
-    model = lpips.LPIPS(net="alex", version="0.1", pretrained=False, pnet_rand=True, verbose=False)
+    with warnings.catch_warnings():  # torchvision's deprecation notes on how lpips asks for an untrained AlexNet
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"torchvision\.")
+        model = lpips.LPIPS(net="alex", version="0.1", pretrained=False, pnet_rand=True, verbose=False)
     missing, unexpected = model.load_state_dict(state, strict=False)
     # The lpips package registers its linear layers twice (lin0 and lins.0); only the aliases may be missing.
     if unexpected or any(not k.startswith("lins.") for k in missing):
@@ -109,7 +112,7 @@ def lpips_distance(model: "torch.nn.Module", a: np.ndarray, b: np.ndarray) -> fl
     from .tokenizer import to_unit_range
 
     def t(x: np.ndarray) -> torch.Tensor:
-        return to_unit_range(torch.from_numpy(x).permute(2, 0, 1)[None])
+        return to_unit_range(torch.tensor(x).permute(2, 0, 1)[None])
 
     with torch.no_grad():
         return float(model(t(a), t(b)).item())
