@@ -115,13 +115,13 @@ def _resolve(name: str | Path | None) -> tuple[str, Path]:
     return folder.name, folder
 
 
-_cache: dict[tuple[Path, str], Model] = {}
+_cache: dict[tuple[Path, str, bytes], Model] = {}
 
 
 def load_model(name: str | Path | None = None, device: str = "cpu") -> Model:
     """A shipped model by name (default: vqc-v3) or a model folder, in float32 on `device`."""
     label, folder = _resolve(name)
-    key = (folder.resolve(), str(device))
+    key = (folder.resolve(), str(device), model_identity(folder))  # a folder written anew is another model
     if key not in _cache:
         cfg = json.loads((folder / CONFIG).read_text())
         tokenizer = Tokenizer(TokenizerConfig.from_dict(cfg["tokenizer"]))

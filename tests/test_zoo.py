@@ -1,0 +1,49 @@
+"""Models: found by name or folder, identified by their files, and never confused with one another."""
+import json
+import shutil
+
+import pytest
+
+import vqcodec
+from vqcodec.zoo import CONFIG, DEFAULT_MODEL, FILES, MODELS, find_model_by_id, model_identity
+
+
+@pytest.fixture
+def shipped_copy(tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(MODELS[DEFAULT_MODEL], folder)
+    return folder
+
+
+def test_unknown_model_name_is_a_clear_error(tmp_path):
+    with pytest.raises(vqcodec.ModelNotFound, match="no model"):
+        vqcodec.load_model("no-such-model")
+    with pytest.raises(vqcodec.ModelNotFound, match="no model"):
+        vqcodec.load_model(tmp_path)  # a folder without the model's files
+
+
+def test_a_model_is_its_files(model, shipped_copy):
+    assert vqcodec.load_model(shipped_copy).model_id == model.model_id
+    for name in FILES:
+        changed = shipped_copy.parent / f"changed-{name}"
+        shutil.copytree(shipped_copy, changed)
+        with open(changed / name, "ab") as f:
+            f.write(b" ")
+        assert model_identity(changed) != model.model_id, name
+
+
+def test_a_model_folder_rewritten_in_place_is_loaded_anew(shipped_copy):
+    first = vqcodec.load_model(shipped_copy)
+    cfg = json.loads((shipped_copy / CONFIG).read_text())
+    cfg["default_quality"] = 3 - cfg["default_quality"] % 2
+    (shipped_copy / CONFIG).write_text(json.dumps(cfg))
+    second = vqcodec.load_model(shipped_copy)
+    assert second.model_id != first.model_id
+    assert second.default_quality == cfg["default_quality"]
+
+
+def test_a_files_model_id_finds_the_shipped_model_that_decodes_it(model):
+    assert find_model_by_id(model.model_id[:4]) == DEFAULT_MODEL
+    for older in json.loads((MODELS[DEFAULT_MODEL] / CONFIG).read_text()).get("reads_files_of", {}):
+        assert find_model_by_id(bytes.fromhex(older)) == DEFAULT_MODEL
+    assert find_model_by_id(b"\0\0\0\0") is None
