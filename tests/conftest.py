@@ -19,3 +19,25 @@ def astronaut() -> np.ndarray:
 def small_photo(astronaut) -> np.ndarray:
     """A 96 x 128 crop with face and background: fast to code, still a real photo."""
     return np.ascontiguousarray(astronaut[40:136, 150:278])
+
+
+@pytest.fixture(scope="session")
+def random_prior():
+    """make(seed, K, depth, window): a random float prior with sharp distributions, quantized like a
+    trained one (calibrated on random tiles)."""
+    import torch
+
+    from vqcodec.intprior import IntPrior
+    from vqcodec.prior import PriorConfig, PriorModel
+    from vqcodec.train.quantize import quantize_prior
+
+    def make(seed: int, K: int, depth: int, window: int) -> IntPrior:
+        torch.manual_seed(seed)
+        cfg = PriorConfig(codebook_size=K, depth=depth, window=window, n_layer=2, n_head=2, n_embd=32)
+        prior = PriorModel(cfg)
+        with torch.no_grad():  # sharpen the random logits so that the distributions are far from uniform
+            prior.head.out.weight.mul_(50)
+        calibration = torch.randint(0, K, (16, window, window, depth))
+        return IntPrior(cfg, quantize_prior(prior, calibration))
+
+    return make

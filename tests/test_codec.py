@@ -9,7 +9,9 @@ import torch
 from PIL import Image
 
 import vqcodec
+from vqcodec.codec import decode_tokens, encode_tokens
 from vqcodec.metrics import psnr
+from vqcodec.walk import TILE_GROUP, TokenGrid, tile_groups, walk_prior
 
 
 def test_decompress_returns_the_tokenizers_own_reconstruction(model, small_photo):
@@ -160,11 +162,6 @@ def test_file_from_a_retired_model_says_where_to_find_it(model, small_photo, tmp
         vqcodec.decompress(data)
 
 
-def test_unknown_model_name_is_a_clear_error():
-    with pytest.raises(vqcodec.ModelNotFound, match="no model"):
-        vqcodec.load_model("no-such-model")
-
-
 def test_sample_draws_images_of_the_asked_size(model):
     a = vqcodec.sample(2, size=(40, 24), seed=1, top_k=50, model=model)
     b = vqcodec.sample(2, size=(40, 24), seed=1, top_k=50, model=model)
@@ -184,3 +181,46 @@ def test_images_larger_than_a_cnn_tile_go_through_in_tiles_without_visible_seams
     assert tiled.shape == image.shape
     assert psnr(tiled, whole) > 25
     assert psnr(tiled, image) > psnr(whole, image) - 0.5
+
+
+# Token grids <-> payload: every grid comes back exactly, under any prior, at any shape.
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (4, 4), (9, 5), (2, 13)])
+def test_random_grids_round_trip_under_random_priors(random_prior, seed, shape):
+    rng = np.random.default_rng(seed)
+    K, depth, window = int(rng.integers(2, 300)), 3, 4
+    prior = random_prior(seed, K, depth, window)
+    quality = int(rng.integers(1, depth + 1))
+    grid = TokenGrid(rng.integers(0, K, (quality, *shape)), K)
+    payload = encode_tokens(grid, prior)
+    decoded = decode_tokens(payload, quality, shape, K, prior)
+    np.testing.assert_array_equal(decoded.indices, grid.indices)
+
+
+def test_prior_samples_code_below_uniform_cost(random_prior):
+    """Symbols drawn from the prior itself must cost less than log2 K bits each."""
+    K, prior = 64, random_prior(0, 64, 2, 8)
+    rng = np.random.default_rng(0)
+    grid = walk_prior(prior, 2, 8, 8, lambda p: np.array([rng.choice(K, p=row / row.sum()) for row in p]))
+    payload = encode_tokens(TokenGrid(grid, K), prior)
+    assert 8 * len(payload) < 0.8 * grid.size * np.log2(K)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 11)])
+def test_uniform_coding_round_trips_at_log2k_bits(shape):
+    rng = np.random.default_rng(1)
+    grid = TokenGrid(rng.integers(0, 1024, (2, *shape)), 1024)
+    payload = encode_tokens(grid, None)
+    assert len(payload) <= np.ceil(grid.indices.size * 10 / 32) * 4
+    np.testing.assert_array_equal(decode_tokens(payload, 2, shape, 1024, None).indices, grid.indices)
+
+
+def test_grids_of_several_tile_groups_round_trip(random_prior):
+    rng = np.random.default_rng(2)
+    prior = random_prior(2, 50, 2, 2)
+    shape = (3, 40)  # 2 x 20 tiles of 2 x 2: more than one group
+    assert len(tile_groups(*shape, 2)) > 1 and len(tile_groups(*shape, 2)[0]) == TILE_GROUP
+    grid = TokenGrid(rng.integers(0, 50, (2, *shape)), 50)
+    decoded = decode_tokens(encode_tokens(grid, prior), 2, shape, 50, prior)
+    np.testing.assert_array_equal(decoded.indices, grid.indices)
