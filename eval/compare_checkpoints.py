@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from vqcodec.images import image_files, to_rgb
 from vqcodec.metrics import load_lpips, lpips_distance, ms_ssim, psnr
-from vqcodec.tokenizer import Tokenizer, TokenizerConfig
+from vqcodec.tokenizer import Tokenizer, TokenizerConfig, to_pixels, to_unit_range
 
 
 def load(run: Path) -> tuple[Tokenizer, int]:
@@ -43,15 +43,14 @@ def main() -> None:
     print("| checkpoint | step | level | PSNR dB | MS-SSIM | LPIPS |\n|---|---|---|---|---|---|")
     for run in args.runs:
         model, step = load(run)
-        for q in range(1, model.cfg.depth + 1):
+        for quality in range(1, model.cfg.depth + 1):
             scores = []
             for rgb in images:
-                x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
-                y = model.decode(model.encode(x, q))
-                out = ((y[0] + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+                x = to_unit_range(torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None])
+                out = to_pixels(model.decode(model.encode(x, quality))[0]).permute(1, 2, 0).numpy()
                 scores.append((psnr(rgb, out), ms_ssim(rgb, out), lpips_distance(lp, rgb, out)))
             p, m, l = np.mean(scores, 0)
-            print(f"| {run.name} | {step} | {q} | {p:.2f} | {m:.4f} | {l:.4f} |", flush=True)
+            print(f"| {run.name} | {step} | {quality} | {p:.2f} | {m:.4f} | {l:.4f} |", flush=True)
 
 
 if __name__ == "__main__":
