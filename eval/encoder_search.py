@@ -29,7 +29,8 @@ from vqcodec.walk import TokenGrid
 from vqcodec.bench import bd_rate, machine_description, write_csv
 from vqcodec.images import to_rgb
 from vqcodec.metrics import load_lpips, lpips_distance, psnr
-from vqcodec.search import BEAM_WIDTH, DEFAULT_RD_LAMBDA, choose_codes
+from vqcodec.defaults import DEFAULT_RD_LAMBDA
+from vqcodec.search import BEAM_WIDTH, choose_codes
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

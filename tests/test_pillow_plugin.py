@@ -23,6 +23,7 @@ def test_image_open_reads_the_header_then_decodes_on_load():
     assert im.size == (header["width"], header["height"])
     assert im.info["quality"] == 1
     np.testing.assert_array_equal(np.asarray(im), np.asarray(vqcodec.decompress(VECTOR)))
+    assert im.fp is None  # the file Pillow opened is closed once the picture is decoded
 
 
 def test_image_save_encodes_with_the_level_given_as_quality(tmp_path, small_photo):
@@ -37,7 +38,8 @@ def test_image_save_encodes_with_the_level_given_as_quality(tmp_path, small_phot
 def test_vqc_is_a_registered_extension_and_other_formats_still_open(tmp_path, small_photo):
     assert Image.registered_extensions()[".vqc"] == "VQC"
     Image.fromarray(small_photo).save(tmp_path / "x.png")
-    assert Image.open(tmp_path / "x.png").format == "PNG"
+    with Image.open(tmp_path / "x.png") as im:
+        assert im.format == "PNG"
 
 
 def test_a_damaged_vqc_is_not_identified(tmp_path):

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # torch is imported where LPIPS is used: PSNR and MS-SSIM do without it
+    import torch
 
 LPIPS_WEIGHTS_ENV = "VQCODEC_LPIPS_WEIGHTS"
 

@@ -55,6 +55,9 @@ class VqcImageFile(ImageFile.ImageFile):
             self.load_prepare()
             self.frombytes(decoded.tobytes())
             self._vqc = None
+            if self._exclusive_fp and self._close_exclusive_fp_after_loading:  # as ImageFile.load does
+                self.fp.close()
+            self.fp = None
         return Image.Image.load(self)
 
 

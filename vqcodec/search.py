@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from .walk import group_pass, tile_groups
-from .defaults import DEFAULT_RD_LAMBDA
 from .intprior import IntPrior
 
 BEAM_WIDTH = 4           # paths kept per position; wider beams gained nothing more on Kodak

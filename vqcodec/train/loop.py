@@ -1,10 +1,12 @@
 """What the tokenizer's and the prior's training loops share: the learning-rate schedules, the run's
-clock across resumes, and when to write a checkpoint."""
+clock across resumes, when to write a checkpoint, and the log."""
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -48,3 +50,9 @@ class RunClock:
 
 def checkpoint_due(step: int, every: int, steps: int, stopping: bool) -> bool:
     return step % every == 0 or step == steps or stopping
+
+
+def log_line(path: Path, record: dict) -> None:
+    """Append one JSON line to a run's log, on disk when this returns (a run may be killed any time)."""
+    with open(path, "a") as log:
+        log.write(json.dumps(record) + "\n")

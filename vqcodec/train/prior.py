@@ -15,7 +15,7 @@ from tqdm import tqdm
 from ..prior import PriorConfig, PriorModel
 from ..tokenizer import Tokenizer, TokenizerConfig, to_unit_range
 from .checkpoint import load_checkpoint, save_checkpoint
-from .loop import RunClock, checkpoint_due, cosine, set_lr, warmup
+from .loop import RunClock, checkpoint_due, cosine, log_line, set_lr, warmup
 from ..images import image_files, to_rgb
 
 
@@ -162,7 +162,6 @@ def train_prior(train_cfg: PriorTrainConfig, prior_cfg: PriorConfig | None = Non
         meta = load_checkpoint(ckpt, {"model": prior}, {"opt": opt})
         step, wall = meta["step"], meta["wall_seconds"]
         sampler.rng.bit_generator.state = meta["data_rng"]
-    log = (out / "prior_log.jsonl").open("a")
     clock = RunClock.resumed(step, wall, train_cfg.minutes, train_cfg.stop_after)
     bar = tqdm(total=train_cfg.steps, initial=step, desc="prior")
     held_bits: dict = {}
@@ -178,8 +177,7 @@ def train_prior(train_cfg: PriorTrainConfig, prior_cfg: PriorConfig | None = Non
         if checkpoint_due(step, train_cfg.eval_every, train_cfg.steps, stopping):
             held_bits = heldout_bits(prior, held, prior_cfg.window)
             record["heldout_bits"] = held_bits
-        log.write(json.dumps(record) + "\n")
-        log.flush()
+        log_line(out / "prior_log.jsonl", record)
         if checkpoint_due(step, train_cfg.ckpt_every, train_cfg.steps, stopping):
             save_checkpoint(ckpt, {"model": prior}, {"opt": opt},
                             {"step": step, "wall_seconds": clock.seconds(), "model": prior_cfg.to_dict(),

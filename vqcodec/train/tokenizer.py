@@ -19,7 +19,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from . import distributed
 from .data import CropDataset
 from .losses import PatchDiscriminator, adaptive_gan_weight, hinge_d_loss
-from .loop import RunClock, checkpoint_due, set_lr, warmup
+from .loop import RunClock, checkpoint_due, log_line, set_lr, warmup
 
 
 @dataclass
@@ -272,7 +272,6 @@ def train_tokenizer(train_cfg: TokenizerTrainConfig, model_cfg: TokenizerConfig 
         train_model = DistributedDataParallel(run.model, device_ids=ids)
         train_disc = DistributedDataParallel(run.disc, device_ids=ids)
     lpips_model = load_lpips().to(device) if train_cfg.lpips_weight else None
-    log = (out / "tokenizer_log.jsonl").open("a") if rank == 0 else None
     clock = RunClock.resumed(run.step, run.wall_seconds, train_cfg.minutes, train_cfg.stop_after)
     bar = tqdm(total=train_cfg.steps, initial=run.step, desc="tokenizer", disable=rank != 0)
     while run.step < train_cfg.steps:
@@ -283,9 +282,8 @@ def train_tokenizer(train_cfg: TokenizerTrainConfig, model_cfg: TokenizerConfig 
             stats["restarted"] = _restart_dead_codes(run, world)
         bar.update(1)
         bar.set_postfix(l1=f"{stats['l1']:.3f}", lpips=f"{stats['lpips']:.3f}")
-        if log and (run.step % train_cfg.log_every == 0 or "restarted" in stats):
-            log.write(json.dumps({"step": run.step, "time": round(clock.seconds(), 1), **stats}) + "\n")
-            log.flush()
+        if rank == 0 and (run.step % train_cfg.log_every == 0 or "restarted" in stats):
+            log_line(out / "tokenizer_log.jsonl", {"step": run.step, "time": round(clock.seconds(), 1), **stats})
         stopping = distributed.any_rank(clock.out_of_time(run.step), world, device)
         if checkpoint_due(run.step, train_cfg.ckpt_every, train_cfg.steps, stopping):
             _save(train_cfg, run, ckpt, clock, rank, world)
