@@ -53,6 +53,6 @@ def checkpoint_due(step: int, every: int, steps: int, stopping: bool) -> bool:
 
 
 def log_line(path: Path, record: dict) -> None:
-    """Append one JSON line to a run's log, on disk when this returns (a run may be killed any time)."""
+    """Append one JSON line to a run's log and close it: a run may be killed any time."""
     with open(path, "a") as log:
         log.write(json.dumps(record) + "\n")
