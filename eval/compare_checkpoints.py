@@ -1,8 +1,9 @@
-"""Compare tokenizer checkpoints (run folders) and shipped models (model folders) by their
-reconstructions (no entropy coding) of a folder of pictures: mean PSNR, MS-SSIM and LPIPS per quality
-level. Used to pick the decoder that ships, on held-out training pictures (eval/heldout_set.py), never Kodak.
+"""Compare tokenizer checkpoints (run folders, lasting states) and shipped models (model folders) by
+their reconstructions (no entropy coding) of a folder of pictures: mean PSNR, MS-SSIM and LPIPS per
+quality level. Used to pick the decoder that ships, on held-out training pictures (eval/heldout_set.py),
+never Kodak.
 
-    python eval/compare_checkpoints.py /work/runs/val vqcodec/weights/vqc-v3 /work/runs/v4_tok --images 13
+    python eval/compare_checkpoints.py /work/runs/val vqcodec/weights/vqc-v3 eval/runs/v4 --images 13
 """
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-import torch
 from safetensors.torch import load_file
 
 from vqcodec.images import image_files, to_rgb
-from vqcodec.metrics import load_lpips, lpips_distance, ms_ssim, psnr
-from vqcodec.tokenizer import Tokenizer, TokenizerConfig, to_pixels, to_unit_range
+from vqcodec.metrics import load_lpips
+from vqcodec.tokenizer import Tokenizer, TokenizerConfig
+from vqcodec.train.heldout import score
+from vqcodec.train.state import has_state, load_state, read_record
 
 
 def load(run: Path) -> tuple[Tokenizer, int]:
@@ -25,6 +26,11 @@ def load(run: Path) -> tuple[Tokenizer, int]:
         model = Tokenizer(TokenizerConfig.from_dict(config["tokenizer"]))
         model.load_state_dict({k: v.float() for k, v in load_file(str(run / "tokenizer.safetensors")).items()})
         return model.eval(), config["tokenizer_steps"]
+    if has_state(run):
+        record = read_record(run)
+        model = Tokenizer(TokenizerConfig.from_dict(record["model"]))
+        load_state(run, {"model": model})
+        return model.eval(), record["step"]
     meta = json.loads((run / "tokenizer_ckpt.json").read_text())
     model = Tokenizer(TokenizerConfig.from_dict(meta["model"]))
     state = load_file(str(run / "tokenizer_ckpt.safetensors"))
@@ -43,14 +49,9 @@ def main() -> None:
     print("| checkpoint | step | level | PSNR dB | MS-SSIM | LPIPS |\n|---|---|---|---|---|---|")
     for run in args.runs:
         model, step = load(run)
-        for quality in range(1, model.cfg.depth + 1):
-            scores = []
-            for rgb in images:
-                x = to_unit_range(torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None])
-                out = to_pixels(model.decode(model.encode(x, quality))[0]).permute(1, 2, 0).numpy()
-                scores.append((psnr(rgb, out), ms_ssim(rgb, out), lpips_distance(lp, rgb, out)))
-            p, m, l = np.mean(scores, 0)
-            print(f"| {run.name} | {step} | {quality} | {p:.2f} | {m:.4f} | {l:.4f} |", flush=True)
+        for row in score(model, images, lp):
+            print(f"| {run.name} | {step} | {row['quality']} | {row['psnr']:.2f} | {row['ms_ssim']:.4f} | "
+                  f"{row['lpips']:.4f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -202,3 +202,78 @@ def test_training_reads_pictures_upright_as_the_codec_does(tmp_path):
     shown = to_rgb(tmp_path / "turned.png")
     assert np.array_equal(shown, upright)
     assert np.array_equal(CropDataset(tmp_path, crop=32).images[0], shown)
+
+
+def lasting_run(folder, state, stop_after, out="", **changes):
+    train_cfg = TokenizerTrainConfig(data=str(folder), out=str(out), state=str(state), steps=100, batch=2, crop=32,
+                                     lpips_weight=0.0, disc_start=1000, restart_every=3, ckpt_every=100,
+                                     stop_after=stop_after, ancestor_pixels=5000, log_every=1, **changes)
+    return train_tokenizer(train_cfg, TINY)
+
+
+def test_a_run_lives_on_in_its_lasting_state(image_folder, tmp_path):
+    """The state alone (fp16 weights + state.json) carries a run on: its step, its pixels, its clocks."""
+    from vqcodec.train.state import read_record
+
+    state = tmp_path / "state"
+    lasting_run(image_folder, state, stop_after=2)
+    first = read_record(state)
+    saved = load_file(str(state / "model.safetensors"))
+    assert sorted(p.name for p in state.iterdir()) == ["log.jsonl", "model.safetensors", "state.json"]
+    assert all(v.dtype == torch.float16 for v in saved.values())  # no discriminator before it trains
+    assert first["step"] == 2 and first["train_pixels"] == 5000 + 2 * 2 * 32 ** 2
+    assert TokenizerConfig.from_dict(first["model"]) == TINY and first["train"]["stop_after"] == 2
+    lasting_run(image_folder, state, stop_after=3)
+    second = read_record(state)
+    assert second["step"] == 5 and second["train_pixels"] == 5000 + 5 * 2 * 32 ** 2
+    assert second["cpu_seconds"] > first["cpu_seconds"] and second["wall_seconds"] > first["wall_seconds"]
+    assert [(s["from_step"], s["to_step"], s["warm_restart"]) for s in second["stretches"]] == [(0, 2, False),
+                                                                                              (2, 5, True)]
+    assert second["warm_restart_step"] == 2
+    assert not np.array_equal(saved["decoder.last.weight"].numpy(),
+                              load_file(str(state / "model.safetensors"))["decoder.last.weight"].numpy())
+
+
+def test_a_warm_restart_starts_from_the_states_weights(image_folder, tmp_path):
+    from vqcodec.train import tokenizer as training
+    from vqcodec.train.state import read_record
+
+    state = tmp_path / "state"
+    lasting_run(image_folder, state, stop_after=2)
+    cfg = TokenizerTrainConfig(data=str(image_folder), out="", state=str(state), lpips_weight=0.0)
+    run = training._start_run(cfg, None, tmp_path / "none" / "tokenizer_ckpt", 0, 1, torch.device("cpu"))
+    saved = load_file(str(state / "model.safetensors"))
+    for k, v in run.model.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), saved[k].to(v.dtype).numpy(), err_msg=k)
+    assert run.step == read_record(state)["step"] == run.warm_restart_step
+
+
+def test_the_newer_of_exact_checkpoint_and_lasting_state_is_resumed(image_folder, tmp_path):
+    from vqcodec.train.state import read_record
+
+    state, scratch = tmp_path / "state", tmp_path / "scratch"
+    lasting_run(image_folder, state, stop_after=2, out=scratch)
+    lasting_run(image_folder, state, stop_after=1, out=scratch)  # the exact checkpoint is as new: no warm restart
+    assert [s["warm_restart"] for s in read_record(state)["stretches"]] == [False, False]
+    lasting_run(image_folder, state, stop_after=2)  # the state moves on, the scratch folder stays at step 3
+    lasting_run(image_folder, state, stop_after=1, out=scratch)
+    record = read_record(state)
+    assert record["step"] == 6
+    assert [s["warm_restart"] for s in record["stretches"]] == [False, False, True, True]
+
+
+def test_a_state_too_large_to_carry_is_refused(image_folder, tmp_path, monkeypatch):
+    from vqcodec.train import state as lasting
+
+    monkeypatch.setattr(lasting, "MAX_FILE_BYTES", 1000)
+    with pytest.raises(lasting.StateTooLarge, match="at most 1000 bytes"):
+        lasting_run(image_folder, tmp_path / "state", stop_after=1)
+
+
+def test_held_out_pictures_are_never_trained_on(image_folder):
+    from vqcodec.train.data import CropDataset
+
+    everything = CropDataset(image_folder, 32)
+    trained = CropDataset(image_folder, 32, held_out_every=2)
+    assert len(everything.images) == 4 and len(trained.images) == 2
+    assert [a.tobytes() for a in trained.images] == [everything.images[k].tobytes() for k in (1, 3)]

@@ -366,9 +366,16 @@ def train() -> None:
 
 @train.command("tokenizer")
 @click.argument("data")
-@click.option("--run", "out", required=True, help="Run folder for checkpoints and logs (resumed if present).")
+@click.option("--run", "out", default=None,
+              help="Scratch folder for exact checkpoints (with the optimizers) and logs; resumed if present.")
+@click.option("--resume", "state", default=None, type=click.Path(file_okay=False),
+              help="The run's lasting state (e.g. eval/runs/v4): fp16 weights + state.json, written with every "
+                   "checkpoint and resumed (a warm restart) when newer than --run's; its config is the run's, "
+                   "and the options given here change it.")
 @click.option("--steps", type=click.IntRange(min=1), default=3000, show_default=True, help="Total steps of the run (its learning-rate schedule ends here).")
-@click.option("--minutes", type=float, default=0.0, help="Stop with a checkpoint after this much wall time.")
+@click.option("--minutes", type=float, default=0.0, help="Stop with a checkpoint after this much wall time in all.")
+@click.option("--stretch-minutes", type=float, default=0.0,
+              help="Stop with a checkpoint after this much wall time in this process.")
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Crops per step (per process under torchrun).")
 @click.option("--crop", type=click.IntRange(min=16), default=128, show_default=True, help="Side of the square training crops, in pixels.")
 @click.option("--lr", type=float, default=2e-4, show_default=True, help="Adam learning rate after the warm-up.")
@@ -386,28 +393,48 @@ def train() -> None:
 @click.option("--init-from", type=click.Path(exists=True, file_okay=False), default=None,
               help="Start a new run from the tokenizer of this model folder (e.g. vqcodec/weights/vqc-v3); "
                    "depths beyond its own are k-means initialised.")
+@click.option("--ancestor-pixels", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Training pixels --init-from's weights had seen (counted into the run's train_pixels).")
+@click.option("--held-out-every", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Never train on every n-th image of DATA (sorted): the held-out pictures (0: train on all).")
+@click.option("--eval-every", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Score the held-out pictures every this many steps into the log and the state (0: never).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the crops and the initialisation.")
-def train_tokenizer_cmd(data, out, steps, minutes, batch, crop, lr, disc_start, disc_warmup, freeze_encoder, depth,
-                        code_dim, new_code_scale, init_from, seed) -> None:
+@click.pass_context
+def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, batch, crop, lr, disc_start,
+                        disc_warmup, freeze_encoder, depth, code_dim, new_code_scale, init_from, ancestor_pixels,
+                        held_out_every, eval_every, seed) -> None:
     """Train the VQ-GAN tokenizer on the images under DATA."""
     from .tokenizer import TokenizerConfig
     need_extra("train", "lpips")
+    from .train import state as lasting
     from .train.tokenizer import TokenizerTrainConfig, train_tokenizer
 
     from .zoo import CONFIG
 
+    if not (out or state):
+        raise click.UsageError("give --run, --resume or both")
+    options = dict(steps=steps, minutes=minutes, stretch_minutes=stretch_minutes, batch=batch, crop=crop, lr=lr,
+                   disc_start=disc_start, disc_warmup=disc_warmup, freeze_encoder=freeze_encoder,
+                   init_from=init_from or "", new_code_scale=new_code_scale, ancestor_pixels=ancestor_pixels,
+                   held_out_every=held_out_every, eval_every=eval_every, seed=seed)
     model_cfg = None
-    if init_from:
-        model_cfg = TokenizerConfig.from_dict(json.loads((Path(init_from) / CONFIG).read_text())["tokenizer"])
-    if depth:
-        model_cfg = replace(model_cfg or TokenizerConfig(), depth=depth)
-    if code_dim:
-        model_cfg = replace(model_cfg or TokenizerConfig(), code_dim=code_dim)
-    train_tokenizer(TokenizerTrainConfig(data=data, out=out, steps=steps, minutes=minutes, batch=batch, crop=crop,
-                                         lr=lr, disc_start=disc_start, disc_warmup=disc_warmup,
-                                         freeze_encoder=freeze_encoder,
-                                         init_from=init_from or "", new_code_scale=new_code_scale,
-                                         seed=seed), model_cfg)
+    if state and lasting.has_state(Path(state)):  # the run's own config, changed by the options given here
+        given = {k: v for k, v in options.items()
+                 if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+        if depth or code_dim or "init_from" in given:
+            raise click.UsageError(f"{state} is a run under way: its model is set (no --depth, --code-dim, --init-from)")
+        options = {**lasting.read_record(Path(state))["train"], **given, "stretch_minutes": stretch_minutes,
+                   "stop_after": 0}
+    else:
+        if init_from:
+            model_cfg = TokenizerConfig.from_dict(json.loads((Path(init_from) / CONFIG).read_text())["tokenizer"])
+        if depth:
+            model_cfg = replace(model_cfg or TokenizerConfig(), depth=depth)
+        if code_dim:
+            model_cfg = replace(model_cfg or TokenizerConfig(), code_dim=code_dim)
+    options.update(data=data, out=out or "", state=state or "")
+    train_tokenizer(TokenizerTrainConfig(**options), model_cfg)
 
 
 @train.command("prior")

@@ -10,16 +10,19 @@ from tqdm import tqdm
 
 from ..images import image_files, to_rgb
 from ..tokenizer import to_unit_range
+from .heldout import is_held_out
 
 
 class CropDataset:
     """All images of a folder as uint8 RGB arrays, read as the codec reads them (upright by their EXIF
-    orientation); images smaller than a crop are upscaled."""
+    orientation), but the held-out ones (every held_out_every-th; 0: none); images smaller than a crop
+    are upscaled."""
 
-    def __init__(self, folder: Path, crop: int, seed: int = 0):
+    def __init__(self, folder: Path, crop: int, seed: int = 0, held_out_every: int = 0):
         self.crop = crop
         self.images: list[np.ndarray] = []
-        for path in tqdm(image_files(folder), desc="loading images", leave=False):
+        files = [p for k, p in enumerate(image_files(folder)) if not is_held_out(k, held_out_every)]
+        for path in tqdm(files, desc="loading images", leave=False):
             a = to_rgb(path)
             if min(a.shape[:2]) < crop:
                 im, s = Image.fromarray(a), crop / min(a.shape[:2])

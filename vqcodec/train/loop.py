@@ -30,21 +30,27 @@ def set_lr(optimizers: list[torch.optim.Optimizer], lr: float) -> None:
 @dataclass
 class RunClock:
     """A run's wall time, counted across resumes, and the limits that end it with a checkpoint:
-    `minutes` of wall time in all, `stop_after` steps in this process (0: no limit)."""
+    `minutes` of wall time in all, `stop_after` steps and `stretch_minutes` of wall time in this process
+    (0: no limit)."""
     minutes: float
     stop_after: int
     first_step: int
     started: float  # time.time() at which the run would have started, had it never stopped
+    stretch_minutes: float = 0.0
+    stretch_started: float = 0.0
 
     @classmethod
-    def resumed(cls, step: int, wall_seconds: float, minutes: float, stop_after: int) -> "RunClock":
-        return cls(minutes, stop_after, step, time.time() - wall_seconds)
+    def resumed(cls, step: int, wall_seconds: float, minutes: float, stop_after: int,
+                stretch_minutes: float = 0.0) -> "RunClock":
+        now = time.time()
+        return cls(minutes, stop_after, step, now - wall_seconds, stretch_minutes, now)
 
     def seconds(self) -> float:
         return time.time() - self.started
 
     def out_of_time(self, step: int) -> bool:
         return bool(self.minutes and self.seconds() > self.minutes * 60
+                    or self.stretch_minutes and time.time() - self.stretch_started > self.stretch_minutes * 60
                     or self.stop_after and step - self.first_step >= self.stop_after)
 
 

@@ -4,7 +4,9 @@ with the adaptive weight once reconstruction has warmed up. Resumable; data-para
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, asdict
+import sys
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +18,10 @@ from ..metrics import load_lpips
 from ..tokenizer import Tokenizer, TokenizerConfig
 from ..zoo import CONFIG, TOKENIZER_WEIGHTS
 from .checkpoint import load_checkpoint, save_checkpoint
+from . import state as lasting
 from . import distributed
 from .data import CropDataset
+from .heldout import held_out_pictures, score
 from .losses import PatchDiscriminator, adaptive_gan_weight, hinge_d_loss
 from .loop import RunClock, checkpoint_due, log_line, set_lr, warmup
 
@@ -44,7 +48,12 @@ class TokenizerTrainConfig:
     new_code_scale: float = 0.1  # a wider code's new encoder outputs start at this times their initial weights
     minutes: float = 0.0         # end (with a checkpoint) once the run's total wall time passes this
     stop_after: int = 0          # end this run (with a checkpoint) after this many steps; 0 = no limit
+    stretch_minutes: float = 0.0  # end this stretch (with a checkpoint) after this much wall time; 0 = no limit
     seed: int = 0
+    state: str = ""              # the run's lasting state (state.py), written with every checkpoint
+    held_out_every: int = 0      # never train on every n-th image (heldout.py; 0: train on all)
+    eval_every: int = 0          # score the held-out pictures every this many steps into the state
+    ancestor_pixels: int = 0     # training pixels init_from's weights had seen before this run
 
 
 @torch.no_grad()
@@ -155,39 +164,84 @@ class TokenizerRun:
     restarter: DeadCodeRestarter
     step: int = 0
     wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0     # process CPU time of every stretch before this one
+    train_pixels: int = 0        # every training pixel the weights have seen, ancestors included
+    warm_restart_step: int = 0   # the step this stretch restarted its optimizers at (warm-up from there)
+    evaluations: list = field(default_factory=list)  # held-out scores: {step, train_pixels, levels}
+    stretches: list = field(default_factory=list)    # every stretch of training: steps, wall, CPU, device
 
     @property
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"model": self.model, "disc": self.disc, "restarter": self.restarter}
+
+    def lasting_modules(self, train_cfg: TokenizerTrainConfig) -> dict[str, torch.nn.Module]:
+        """What the lasting state keeps: the tokenizer, and the discriminator once it trains."""
+        disc_on = self.step >= train_cfg.disc_start - train_cfg.disc_warmup
+        return {"model": self.model, **({"disc": self.disc} if disc_on else {})}
+
+    def record(self) -> dict:
+        """The run's own figures, as both kinds of checkpoint keep them."""
+        return {"step": self.step, "train_pixels": self.train_pixels, "cpu_seconds": round(self.cpu_seconds, 1),
+                "wall_seconds": round(self.wall_seconds, 1), "warm_restart_step": self.warm_restart_step,
+                "evaluations": self.evaluations, "stretches": self.stretches}
+
+    def restore(self, record: dict) -> None:
+        self.step, self.wall_seconds = record["step"], record["wall_seconds"]
+        self.cpu_seconds = record.get("cpu_seconds", 0.0)
+        self.train_pixels = record.get("train_pixels", 0)
+        self.warm_restart_step = record.get("warm_restart_step", 0)
+        self.evaluations = record.get("evaluations", [])
+        self.stretches = record.get("stretches", [])
 
     @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"g": self.opt_g, "d": self.opt_d}
 
 
+def _resume_from(ckpt: Path, state: str) -> str:
+    """Which of the run's checkpoints to resume: "exact", "state" (a warm restart) or "" (a new run).
+    The exact checkpoint wins unless the lasting state has moved past it."""
+    exact = ckpt.with_suffix(".json").exists()
+    kept = bool(state) and lasting.has_state(Path(state))
+    if exact and (not kept or json.loads(ckpt.with_suffix(".json").read_text())["step"]
+                  >= lasting.read_record(Path(state))["step"]):
+        return "exact"
+    return "state" if kept else ""
+
+
 def _start_run(train_cfg: TokenizerTrainConfig, model_cfg: TokenizerConfig | None, ckpt: Path, rank: int, world: int,
                device: torch.device) -> TokenizerRun:
-    """Resume the run from its checkpoint, or start it (from a model folder, k-means codebooks)."""
+    """Resume the run from its exact checkpoint or its lasting state, or start it (from a model folder,
+    k-means codebooks)."""
     torch.manual_seed(train_cfg.seed)  # the same on every rank: quality draws and restart picks agree
-    if ckpt.with_suffix(".json").exists():
+    source = _resume_from(ckpt, train_cfg.state)
+    if source == "exact":
         model_cfg = TokenizerConfig.from_dict(json.loads(ckpt.with_suffix(".json").read_text())["model"])
+    elif source == "state":
+        model_cfg = TokenizerConfig.from_dict(lasting.read_record(Path(train_cfg.state))["model"])
     model_cfg = model_cfg or TokenizerConfig()
     model, disc = Tokenizer(model_cfg).to(device), PatchDiscriminator().to(device)
     run = TokenizerRun(model, disc, torch.optim.Adam(model.parameters(), lr=train_cfg.lr, betas=(0.5, 0.9)),
                        torch.optim.Adam(disc.parameters(), lr=train_cfg.lr, betas=(0.5, 0.9)),
-                       CropDataset(Path(train_cfg.data), train_cfg.crop, seed=train_cfg.seed + rank),
+                       CropDataset(Path(train_cfg.data), train_cfg.crop, seed=train_cfg.seed + rank,
+                                   held_out_every=train_cfg.held_out_every),
                        DeadCodeRestarter(model_cfg.depth, model_cfg.codebook_size, model_cfg.code_dim).to(device))
-    if ckpt.with_suffix(".json").exists():
+    if source == "exact":
         meta = load_checkpoint(ckpt, run.modules, run.optimizers, optional=("restarter",))
-        run.step, run.wall_seconds = meta["step"], meta["wall_seconds"]
+        run.restore(meta)
         states = meta.get("data_rng_per_rank", [meta["data_rng"]])
         if len(states) == world:
             run.data.rng.bit_generator.state = states[rank]
         else:  # resumed with another number of processes: fresh, distinct crop streams
             run.data.rng = np.random.default_rng([train_cfg.seed, run.step, rank])
+    elif source == "state":  # fresh optimizers and crop streams; the warm-up starts again here
+        run.restore(lasting.load_state(Path(train_cfg.state), {"model": model, "disc": disc}))
+        run.warm_restart_step = run.step
+        run.data.rng = np.random.default_rng([train_cfg.seed, run.step, rank])
     else:  # rank 0's initialisation reaches the others when DDP wraps the model
         kept = warm_start(model, Path(train_cfg.init_from), train_cfg.new_code_scale) if train_cfg.init_from else 0
         kmeans_init(model, run.data, batches=8, first_depth=kept)
+        run.train_pixels = train_cfg.ancestor_pixels
     if train_cfg.freeze_encoder:
         model.encoder.requires_grad_(False)
         model.quantizer.requires_grad_(False)
@@ -240,8 +294,33 @@ def _restart_dead_codes(run: TokenizerRun, world: int) -> list[int]:
     return counts
 
 
-def _save(train_cfg: TokenizerTrainConfig, run: TokenizerRun, ckpt: Path, clock: RunClock, rank: int,
-          world: int) -> None:
+@dataclass
+class Stretch:
+    """One process's stretch of a run: where it began, to account its wall and CPU time and its steps
+    into the run's record."""
+    step: int
+    wall_seconds: float
+    cpu_seconds: float
+    cpu_clock: float    # time.process_time() when it began
+
+    @classmethod
+    def begin(cls, run: TokenizerRun, device: torch.device, world: int) -> "Stretch":
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+        run.stretches.append({"from_step": run.step, "to_step": run.step, "wall_seconds": 0.0, "cpu_seconds": 0.0,
+                              "device": f"{world} x {name}", "warm_restart": run.warm_restart_step == run.step > 0})
+        return cls(run.step, run.wall_seconds, run.cpu_seconds, time.process_time())
+
+    def account(self, run: TokenizerRun, clock: RunClock, world: int) -> None:
+        cpu = torch.tensor(time.process_time() - self.cpu_clock, dtype=torch.float64)
+        if world > 1:
+            torch.distributed.all_reduce(cpu)
+        run.wall_seconds = clock.seconds()
+        run.cpu_seconds = self.cpu_seconds + float(cpu)
+        run.stretches[-1].update(to_step=run.step, wall_seconds=round(run.wall_seconds - self.wall_seconds, 1),
+                                 cpu_seconds=round(run.cpu_seconds - self.cpu_seconds, 1))
+
+
+def _save(train_cfg: TokenizerTrainConfig, run: TokenizerRun, ckpt: Path, rank: int, world: int) -> None:
     """Rank 0 writes the checkpoint, after checking that the replicas agree, with every rank's crop RNG."""
     replicas = distributed.replica_digests(run.model, world)
     if len(set(replicas)) > 1:
@@ -252,45 +331,71 @@ def _save(train_cfg: TokenizerTrainConfig, run: TokenizerRun, ckpt: Path, clock:
     else:
         rng_states = [run.data.rng.bit_generator.state]
     if rank == 0:
-        save_checkpoint(ckpt, run.modules, run.optimizers,
-                        {"step": run.step, "wall_seconds": clock.seconds(), "model": run.model.cfg.to_dict(),
-                         "train": asdict(train_cfg), "data_rng": rng_states[0], "data_rng_per_rank": rng_states,
-                         "world_size": world, "replicas": replicas})
+        meta = {**run.record(), "model": run.model.cfg.to_dict(), "train": asdict(train_cfg)}
+        if train_cfg.out:
+            save_checkpoint(ckpt, run.modules, run.optimizers,
+                            {**meta, "data_rng": rng_states[0], "data_rng_per_rank": rng_states,
+                             "world_size": world, "replicas": replicas})
+        if train_cfg.state:
+            lasting.save_state(Path(train_cfg.state), run.lasting_modules(train_cfg), meta)
+
+
+def _evaluate(train_cfg: TokenizerTrainConfig, run: TokenizerRun, pictures: list, lpips_model: torch.nn.Module,
+              log: Path) -> None:
+    """Score the held-out pictures into the run's record and its log."""
+    levels = score(run.model, pictures, lpips_model)
+    run.evaluations.append({"step": run.step, "train_pixels": run.train_pixels, "levels": levels})
+    log_line(log, {"step": run.step, "heldout": levels})
 
 
 def train_tokenizer(train_cfg: TokenizerTrainConfig, model_cfg: TokenizerConfig | None = None) -> Path:
-    """Train (or resume) a tokenizer; returns the checkpoint path. Under torchrun every process runs
-    this; rank 0 logs and writes checkpoints."""
+    """Train (or resume) a tokenizer; returns the exact checkpoint's path, or the lasting state's folder
+    when the run keeps only that. Under torchrun every process runs this; rank 0 logs and writes."""
+    if not (train_cfg.out or train_cfg.state):
+        raise ValueError("a tokenizer run needs a run folder, a lasting state folder, or both")
     rank, world, device = distributed.setup()
-    out = Path(train_cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(train_cfg.out or train_cfg.state)
     ckpt = out / "tokenizer_ckpt"
+    for folder in (train_cfg.out, train_cfg.state):
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
     run = _start_run(train_cfg, model_cfg, ckpt, rank, world, device)
     train_model, train_disc = run.model, run.disc
     if world > 1:
         ids = [device] if device.type == "cuda" else None
         train_model = DistributedDataParallel(run.model, device_ids=ids)
         train_disc = DistributedDataParallel(run.disc, device_ids=ids)
-    lpips_model = load_lpips().to(device) if train_cfg.lpips_weight else None
-    clock = RunClock.resumed(run.step, run.wall_seconds, train_cfg.minutes, train_cfg.stop_after)
+    lpips_model = load_lpips().to(device) if train_cfg.lpips_weight or train_cfg.eval_every else None
+    pictures = held_out_pictures(Path(train_cfg.data)) if train_cfg.eval_every and rank == 0 else []
+    if train_cfg.eval_every and rank == 0 and not pictures:
+        tqdm.write(f"no held-out picture of {train_cfg.data} is 256 px a side: the run is not scored", file=sys.stderr)
+    log = Path(train_cfg.state) / lasting.LOG if train_cfg.state else out / "tokenizer_log.jsonl"
+    clock = RunClock.resumed(run.step, run.wall_seconds, train_cfg.minutes, train_cfg.stop_after,
+                             train_cfg.stretch_minutes)
+    stretch = Stretch.begin(run, device, world)
     bar = tqdm(total=train_cfg.steps, initial=run.step, desc="tokenizer", disable=rank != 0)
     while run.step < train_cfg.steps:
-        set_lr([run.opt_g, run.opt_d], train_cfg.lr * warmup(run.step, train_cfg.warmup))
-        stats = _train_step(train_cfg, run, train_model, train_disc, lpips_model, device)
+        set_lr([run.opt_g, run.opt_d], train_cfg.lr * warmup(run.step - run.warm_restart_step, train_cfg.warmup))
+        stats = _train_step(train_cfg, run, train_model, train_disc, lpips_model if train_cfg.lpips_weight else None,
+                            device)
         run.step += 1
+        run.train_pixels += train_cfg.batch * train_cfg.crop ** 2 * world
         if run.step % train_cfg.restart_every == 0 and not train_cfg.freeze_encoder:
             stats["restarted"] = _restart_dead_codes(run, world)
         bar.update(1)
         bar.set_postfix(l1=f"{stats['l1']:.3f}", lpips=f"{stats['lpips']:.3f}")
         if rank == 0 and (run.step % train_cfg.log_every == 0 or "restarted" in stats):
-            log_line(out / "tokenizer_log.jsonl", {"step": run.step, "time": round(clock.seconds(), 1), **stats})
+            log_line(log, {"step": run.step, "time": round(clock.seconds(), 1), **stats})
+        if pictures and run.step % train_cfg.eval_every == 0:
+            _evaluate(train_cfg, run, pictures, lpips_model, log)
         stopping = distributed.any_rank(clock.out_of_time(run.step), world, device)
         if checkpoint_due(run.step, train_cfg.ckpt_every, train_cfg.steps, stopping):
-            _save(train_cfg, run, ckpt, clock, rank, world)
+            stretch.account(run, clock, world)
+            _save(train_cfg, run, ckpt, rank, world)
         if stopping:
             break
     bar.close()
     if world > 1:
         torch.distributed.barrier()  # rank 0's checkpoint is complete before anyone returns
         torch.distributed.destroy_process_group()
-    return ckpt
+    return ckpt if train_cfg.out else Path(train_cfg.state)

@@ -1,0 +1,78 @@
+"""A continuing run's lasting state: its weights in fp16 safetensors (one file per module) and
+`state.json`, in one folder (eval/runs/NAME) small enough to commit and replaced in place, so that a
+run outlives the machine it trained on.
+
+It keeps no optimizer moments (they would triple its size): resuming from it is a warm restart, with
+fresh Adam moments and a short learning-rate warm-up. An exact checkpoint (checkpoint.py) may sit beside
+it in a scratch folder; the newer of the two is resumed.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..output import write_atomically
+
+STATE = "state.json"
+LOG = "log.jsonl"
+MAX_FILE_BYTES = 16 * 2 ** 20   # what one file may be to come back from a lent GPU machine
+MAX_STATE_BYTES = 20 * 10 ** 6  # what a committed state may be in all
+
+
+class StateTooLarge(ValueError):
+    """The weights would not fit the state's size limits."""
+
+
+def has_state(folder: Path) -> bool:
+    return (Path(folder) / STATE).is_file()
+
+
+def read_record(folder: Path) -> dict:
+    return json.loads((Path(folder) / STATE).read_text())
+
+
+def _half(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: (v.detach().half() if v.is_floating_point() else v.detach()).contiguous().cpu()
+            for k, v in module.state_dict().items()}
+
+
+def state_bytes(modules: dict[str, torch.nn.Module]) -> dict[str, int]:
+    """What each module's file will hold, in bytes of tensor data."""
+    return {name: sum(v.numel() * v.element_size() for v in _half(m).values()) for name, m in modules.items()}
+
+
+def save_state(folder: Path, modules: dict[str, torch.nn.Module], record: dict) -> None:
+    """Write each module's weights as NAME.safetensors in fp16 (integer buffers as they are), then the
+    record, each atomically: a state.json never describes weights newer than the files beside it. Files
+    of modules no longer saved are removed."""
+    sizes = state_bytes(modules)
+    if max(sizes.values()) > MAX_FILE_BYTES or sum(sizes.values()) > MAX_STATE_BYTES:
+        raise StateTooLarge(f"a run's state may hold files of at most {MAX_FILE_BYTES} bytes and "
+                            f"{MAX_STATE_BYTES} in all; these modules need {sizes}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, module in modules.items():
+        tensors = _half(module)
+        write_atomically(folder / f"{name}.safetensors", lambda tmp: save_file(tensors, tmp))
+    record = {**record, "modules": sorted(modules)}
+    text = json.dumps(record, indent=1)
+    write_atomically(folder / STATE, lambda tmp: Path(tmp).write_text(text + "\n"))
+    for stale in folder.glob("*.safetensors"):
+        if stale.stem not in modules:
+            stale.unlink()
+
+
+def load_state(folder: Path, modules: dict[str, torch.nn.Module]) -> dict:
+    """Load the state's weights into those of the modules it has (each in the module's own dtype);
+    returns the record. A module the state lacks (a discriminator not yet on) keeps its weights."""
+    folder = Path(folder)
+    record = read_record(folder)
+    for name in record["modules"]:
+        if name in modules:
+            own = modules[name].state_dict()
+            tensors = load_file(str(folder / f"{name}.safetensors"))
+            modules[name].load_state_dict({k: v.to(own[k].dtype) if k in own else v for k, v in tensors.items()})
+    return record
