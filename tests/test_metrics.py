@@ -67,6 +67,32 @@ def test_lpips_without_weights_is_a_clear_error(monkeypatch, tmp_path):
         load_lpips()
 
 
+def test_lpips_works_out_of_the_box_with_the_packaged_weights(monkeypatch, pair):
+    monkeypatch.delenv("VQCODEC_LPIPS_WEIGHTS", raising=False)
+    a, b = pair
+    assert lpips_distance(load_lpips(), a, b) > 0.01
+
+
+def test_lpips_measures_what_the_full_precision_weights_measure(monkeypatch, pair):
+    weights = Path(__file__).parent.parent.parent / "shared" / "weights" / "lpips_alex_v0.1.safetensors"
+    if not weights.is_file():
+        pytest.skip("the fp32 LPIPS weights are not beside this checkout")
+    monkeypatch.delenv("VQCODEC_LPIPS_WEIGHTS", raising=False)
+    packaged = load_lpips()
+    monkeypatch.setenv("VQCODEC_LPIPS_WEIGHTS", str(weights))
+    a, b = pair
+    assert lpips_distance(packaged, a, b) == pytest.approx(lpips_distance(load_lpips(), a, b), abs=1e-4)
+
+
+def test_an_install_without_the_packaged_weights_says_how_to_get_lpips(monkeypatch, tmp_path):
+    from vqcodec import metrics
+
+    monkeypatch.delenv("VQCODEC_LPIPS_WEIGHTS", raising=False)
+    monkeypatch.setattr(metrics, "PACKAGED_LPIPS", tmp_path / "missing.safetensors")
+    with pytest.raises(MetricUnavailable, match="VQCODEC_LPIPS_WEIGHTS"):
+        load_lpips()
+
+
 def test_lpips_never_unpickles_or_downloads(monkeypatch):
     import pickle
 
@@ -79,8 +105,7 @@ def test_lpips_never_unpickles_or_downloads(monkeypatch):
                          (torch.hub, "load_state_dict_from_url")):
         monkeypatch.setattr(module, name, refuse)
     monkeypatch.delenv("VQCODEC_LPIPS_WEIGHTS", raising=False)
-    with pytest.raises(MetricUnavailable, match="VQCODEC_LPIPS_WEIGHTS"):
-        load_lpips()
+    assert isinstance(load_lpips(), torch.nn.Module)  # the packaged weights
     weights = Path(__file__).parent.parent.parent / "shared" / "weights" / "lpips_alex_v0.1.safetensors"
     if not weights.is_file():
         pytest.skip("the LPIPS weights are not beside this checkout")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -11,6 +12,8 @@ if TYPE_CHECKING:  # torch is imported where LPIPS is used: PSNR and MS-SSIM do 
     import torch
 
 LPIPS_WEIGHTS_ENV = "VQCODEC_LPIPS_WEIGHTS"
+# LPIPS alex v0.1 as vqcodec ships it (eval/pack_lpips.py; licences beside it)
+PACKAGED_LPIPS = Path(__file__).parent / "weights" / "lpips" / "alex_v0.1.safetensors"
 
 
 class MetricUnavailable(RuntimeError):
@@ -82,17 +85,18 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def load_lpips() -> "torch.nn.Module":
-    """LPIPS alex v0.1 from the safetensors file named by $VQCODEC_LPIPS_WEIGHTS (backbone and linear
-    layers). Nothing is downloaded or unpickled: the lpips package's own loaders (torchvision's hub cache,
-    its bundled .pth files) read pickles, so they are never called."""
+    """LPIPS alex v0.1 (backbone and linear layers) from the safetensors file named by
+    $VQCODEC_LPIPS_WEIGHTS, else from the copy vqcodec ships. Nothing is downloaded or unpickled: the
+    lpips package's own loaders (torchvision's hub cache, its bundled .pth files) read pickles, so they
+    are never called."""
     import lpips
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    path = os.environ.get(LPIPS_WEIGHTS_ENV)
-    if not path:
-        raise MetricUnavailable(f"LPIPS needs its weights: set {LPIPS_WEIGHTS_ENV} to the path of "
-                                "lpips_alex_v0.1.safetensors (README: LPIPS)")
+    path = os.environ.get(LPIPS_WEIGHTS_ENV) or str(PACKAGED_LPIPS)
+    if not os.environ.get(LPIPS_WEIGHTS_ENV) and not PACKAGED_LPIPS.is_file():
+        raise MetricUnavailable(f"LPIPS needs its weights: this install lacks {PACKAGED_LPIPS}; set "
+                                f"{LPIPS_WEIGHTS_ENV} to the path of lpips_alex_v0.1.safetensors (README: LPIPS)")
     if not os.path.isfile(path):
         raise MetricUnavailable(f"{LPIPS_WEIGHTS_ENV}={path} is not a file")
     try:
