@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 import warnings
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import click
@@ -399,11 +399,13 @@ def train() -> None:
               help="Never train on every n-th image of DATA (sorted): the held-out pictures (0: train on all).")
 @click.option("--eval-every", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Score the held-out pictures every this many steps into the log and the state (0: never).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+              help="bf16: the networks under bf16 autocast (fast on GPUs, slow on most CPUs).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the crops and the initialisation.")
 @click.pass_context
 def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, batch, crop, lr, disc_start,
                         disc_warmup, freeze_encoder, depth, code_dim, new_code_scale, init_from, ancestor_pixels,
-                        held_out_every, eval_every, seed) -> None:
+                        held_out_every, eval_every, precision, seed) -> None:
     """Train the VQ-GAN tokenizer on the images under DATA."""
     from .tokenizer import TokenizerConfig
     need_extra("train", "lpips")
@@ -417,15 +419,18 @@ def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, 
     options = dict(steps=steps, minutes=minutes, stretch_minutes=stretch_minutes, batch=batch, crop=crop, lr=lr,
                    disc_start=disc_start, disc_warmup=disc_warmup, freeze_encoder=freeze_encoder,
                    init_from=init_from or "", new_code_scale=new_code_scale, ancestor_pixels=ancestor_pixels,
-                   held_out_every=held_out_every, eval_every=eval_every, seed=seed)
-    model_cfg = None
-    if state and lasting.has_state(Path(state)):  # the run's own config, changed by the options given here
+                   held_out_every=held_out_every, eval_every=eval_every, precision=precision, seed=seed)
+    model_cfg = run_cfg = None
+    places = dict(data=data, out=out or "", state=state or "")
+    if state and lasting.has_state(Path(state)):  # the run's own config; the options given change this stretch
         given = {k: v for k, v in options.items()
                  if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
         if depth or code_dim or "init_from" in given:
             raise click.UsageError(f"{state} is a run under way: its model is set (no --depth, --code-dim, --init-from)")
-        options = {**lasting.read_record(Path(state))["train"], **given, "stretch_minutes": stretch_minutes,
-                   "stop_after": 0}
+        run_cfg = TokenizerTrainConfig(**{**lasting.read_record(Path(state))["train"], "out": places["out"],
+                                          "state": places["state"],
+                                          "minutes": 0.0, "stretch_minutes": 0.0, "stop_after": 0})
+        options = {**asdict(run_cfg), **given, "stretch_minutes": stretch_minutes}
     else:
         if init_from:
             model_cfg = TokenizerConfig.from_dict(json.loads((Path(init_from) / CONFIG).read_text())["tokenizer"])
@@ -433,8 +438,8 @@ def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, 
             model_cfg = replace(model_cfg or TokenizerConfig(), depth=depth)
         if code_dim:
             model_cfg = replace(model_cfg or TokenizerConfig(), code_dim=code_dim)
-    options.update(data=data, out=out or "", state=state or "")
-    train_tokenizer(TokenizerTrainConfig(**options), model_cfg)
+    options.update(places)
+    train_tokenizer(TokenizerTrainConfig(**options), model_cfg, run_cfg)
 
 
 @train.command("prior")

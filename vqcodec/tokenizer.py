@@ -142,7 +142,12 @@ class ResidualQuantizer(nn.Module):
 
     def quantize(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """z: (B, D, h, w) -> indices (B, depth, h, w), per-depth codes (B, depth, D, h, w),
-        per-depth residuals before quantization (B, depth, D, h, w)."""
+        per-depth residuals before quantization (B, depth, D, h, w). In fp32 under autocast too: the
+        nearest code must not depend on the training's precision."""
+        with torch.autocast(z.device.type, enabled=False):
+            return self._quantize(z.float())
+
+    def _quantize(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         B, C, h, w = z.shape
         r = z.permute(0, 2, 3, 1).reshape(-1, C)
         idx, codes, residuals = [], [], []

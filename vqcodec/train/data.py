@@ -1,6 +1,7 @@
 """Training images: a folder read once into memory, served as random flipped crops."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +14,44 @@ from ..tokenizer import to_unit_range
 from .heldout import is_held_out
 
 
+PACKS = "crops-*.npz"  # a folder of these trains on the regions they hold instead of its images
+
+
+def jpeg_bytes(region: np.ndarray, quality: int = 90) -> np.ndarray:
+    """A uint8 RGB region as JPEG bytes, as packs hold it."""
+    buf = io.BytesIO()
+    Image.fromarray(region).save(buf, "JPEG", quality=quality)
+    return np.frombuffer(buf.getvalue(), np.uint8)
+
+
+def write_pack(path: Path, regions: list[np.ndarray]) -> None:
+    """JPEG-coded regions (jpeg_bytes) in one .npz: `jpeg` (all bytes) and `offsets` (n + 1)."""
+    offsets = np.cumsum([0] + [len(r) for r in regions]).astype(np.int64)
+    np.savez(path, jpeg=np.concatenate(regions), offsets=offsets)
+
+
+def read_pack(path: Path) -> list[np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        data, offsets = z["jpeg"], z["offsets"]
+    return [np.asarray(Image.open(io.BytesIO(data[a:b].tobytes())).convert("RGB"))
+            for a, b in zip(offsets[:-1], offsets[1:])]
+
+
 class CropDataset:
     """All images of a folder as uint8 RGB arrays, read as the codec reads them (upright by their EXIF
     orientation), but the held-out ones (every held_out_every-th; 0: none); images smaller than a crop
-    are upscaled."""
+    are upscaled. A folder with crop packs (write_pack) serves the packs' regions instead."""
 
     def __init__(self, folder: Path, crop: int, seed: int = 0, held_out_every: int = 0):
         self.crop = crop
-        self.images: list[np.ndarray] = []
+        self.rng = np.random.default_rng(seed)
+        packs = sorted(Path(folder).glob(PACKS))
+        if packs:  # packed regions, without the held-out images already
+            self.images = [a for pack in packs for a in read_pack(pack)]
+            if min(min(a.shape[:2]) for a in self.images) < crop:
+                raise ValueError(f"the packed regions in {folder} are smaller than {crop}-pixel crops")
+            return
+        self.images = []
         files = [p for k, p in enumerate(image_files(folder)) if not is_held_out(k, held_out_every)]
         for path in tqdm(files, desc="loading images", leave=False):
             a = to_rgb(path)
@@ -29,7 +60,6 @@ class CropDataset:
                 a = np.asarray(im.resize((max(crop, round(im.width * s)), max(crop, round(im.height * s))),
                                          Image.BICUBIC))
             self.images.append(a)
-        self.rng = np.random.default_rng(seed)
 
     def batch(self, n: int) -> torch.Tensor:
         """n random crops, randomly flipped left-right: (n, 3, crop, crop) in [-1, 1]."""

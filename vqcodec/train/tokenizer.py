@@ -54,6 +54,7 @@ class TokenizerTrainConfig:
     held_out_every: int = 0      # never train on every n-th image (heldout.py; 0: train on all)
     eval_every: int = 0          # score the held-out pictures every this many steps into the state
     ancestor_pixels: int = 0     # training pixels init_from's weights had seen before this run
+    precision: str = "fp32"      # "bf16": the networks under bf16 autocast (GPUs; the quantizer stays fp32)
 
 
 @torch.no_grad()
@@ -256,16 +257,18 @@ def _train_step(train_cfg: TokenizerTrainConfig, run: TokenizerRun, train_model:
     x = run.data.batch(train_cfg.batch).to(device)
     quality = torch.randint(1, model_cfg.depth + 1, (train_cfg.batch,))
     quality[0] = model_cfg.depth  # one full-depth sample per batch keeps the top level trained
-    o = train_model(x, quality.to(device))
-    rec = o["recon"]
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=train_cfg.precision == "bf16"):
+        o = train_model(x, quality.to(device))
+        rec = o["recon"].float()
+        perceptual = lpips_model(rec, x).float().mean() if lpips_model else torch.zeros((), device=device)
     l1 = (rec - x).abs().mean()
-    perceptual = lpips_model(rec, x).mean() if lpips_model else torch.zeros((), device=device)
     rec_loss = l1 + train_cfg.lpips_weight * perceptual
     loss = rec_loss + o["vq_loss"]
     stats = {"l1": l1.item(), "lpips": perceptual.item(), "vq": o["vq_loss"].item()}
     if run.step >= train_cfg.disc_start:
         disc.requires_grad_(False)  # the generator's step leaves the discriminator alone
-        g_loss = -disc(rec).mean()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=train_cfg.precision == "bf16"):
+            g_loss = -disc(rec).float().mean()
         lam = adaptive_gan_weight(rec_loss, g_loss, model.decoder.last.weight, train_cfg.disc_weight)
         loss = loss + lam * g_loss
         stats.update(g=g_loss.item(), lam=lam.item())
@@ -274,7 +277,8 @@ def _train_step(train_cfg: TokenizerTrainConfig, run: TokenizerRun, train_model:
     run.opt_g.step()
     if run.step >= train_cfg.disc_start - train_cfg.disc_warmup:
         disc.requires_grad_(True)
-        d_loss = hinge_d_loss(train_disc(x), train_disc(rec.detach()))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=train_cfg.precision == "bf16"):
+            d_loss = hinge_d_loss(train_disc(x).float(), train_disc(rec.detach()).float())
         run.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         run.opt_d.step()
@@ -304,10 +308,11 @@ class Stretch:
     cpu_clock: float    # time.process_time() when it began
 
     @classmethod
-    def begin(cls, run: TokenizerRun, device: torch.device, world: int) -> "Stretch":
+    def begin(cls, run: TokenizerRun, device: torch.device, world: int, data: str, changes: dict) -> "Stretch":
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
         run.stretches.append({"from_step": run.step, "to_step": run.step, "wall_seconds": 0.0, "cpu_seconds": 0.0,
-                              "device": f"{world} x {name}", "warm_restart": run.warm_restart_step == run.step > 0})
+                              "device": f"{world} x {name}", "warm_restart": run.warm_restart_step == run.step > 0,
+                              "data": data, "changes": changes})
         return cls(run.step, run.wall_seconds, run.cpu_seconds, time.process_time())
 
     def account(self, run: TokenizerRun, clock: RunClock, world: int) -> None:
@@ -318,6 +323,15 @@ class Stretch:
         run.cpu_seconds = self.cpu_seconds + float(cpu)
         run.stretches[-1].update(to_step=run.step, wall_seconds=round(run.wall_seconds - self.wall_seconds, 1),
                                  cpu_seconds=round(run.cpu_seconds - self.cpu_seconds, 1))
+
+
+# where a run's checkpoints live and when a process stops: never part of what a stretch changes
+_PLACES = ("data", "out", "state", "minutes", "stretch_minutes", "stop_after")
+
+
+def _changes(train_cfg: TokenizerTrainConfig, run_cfg: TokenizerTrainConfig) -> dict:
+    mine, theirs = asdict(train_cfg), asdict(run_cfg)
+    return {k: v for k, v in mine.items() if v != theirs[k] and k not in _PLACES}
 
 
 def _save(train_cfg: TokenizerTrainConfig, run: TokenizerRun, ckpt: Path, rank: int, world: int) -> None:
@@ -348,9 +362,12 @@ def _evaluate(train_cfg: TokenizerTrainConfig, run: TokenizerRun, pictures: list
     log_line(log, {"step": run.step, "heldout": levels})
 
 
-def train_tokenizer(train_cfg: TokenizerTrainConfig, model_cfg: TokenizerConfig | None = None) -> Path:
+def train_tokenizer(train_cfg: TokenizerTrainConfig, model_cfg: TokenizerConfig | None = None,
+                    run_cfg: TokenizerTrainConfig | None = None) -> Path:
     """Train (or resume) a tokenizer; returns the exact checkpoint's path, or the lasting state's folder
-    when the run keeps only that. Under torchrun every process runs this; rank 0 logs and writes."""
+    when the run keeps only that. run_cfg: the run's own config, which its checkpoints keep, where this
+    stretch trains with another (a GPU's batch, say); the stretch's record says what differed. Under
+    torchrun every process runs this; rank 0 logs and writes."""
     if not (train_cfg.out or train_cfg.state):
         raise ValueError("a tokenizer run needs a run folder, a lasting state folder, or both")
     rank, world, device = distributed.setup()
@@ -372,7 +389,7 @@ def train_tokenizer(train_cfg: TokenizerTrainConfig, model_cfg: TokenizerConfig 
     log = Path(train_cfg.state) / lasting.LOG if train_cfg.state else out / "tokenizer_log.jsonl"
     clock = RunClock.resumed(run.step, run.wall_seconds, train_cfg.minutes, train_cfg.stop_after,
                              train_cfg.stretch_minutes)
-    stretch = Stretch.begin(run, device, world)
+    stretch = Stretch.begin(run, device, world, train_cfg.data, _changes(train_cfg, run_cfg or train_cfg))
     bar = tqdm(total=train_cfg.steps, initial=run.step, desc="tokenizer", disable=rank != 0)
     while run.step < train_cfg.steps:
         set_lr([run.opt_g, run.opt_d], train_cfg.lr * warmup(run.step - run.warm_restart_step, train_cfg.warmup))
@@ -391,7 +408,7 @@ def train_tokenizer(train_cfg: TokenizerTrainConfig, model_cfg: TokenizerConfig 
         stopping = distributed.any_rank(clock.out_of_time(run.step), world, device)
         if checkpoint_due(run.step, train_cfg.ckpt_every, train_cfg.steps, stopping):
             stretch.account(run, clock, world)
-            _save(train_cfg, run, ckpt, rank, world)
+            _save(run_cfg or train_cfg, run, ckpt, rank, world)
         if stopping:
             break
     bar.close()

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# One stretch of the lasting tokenizer run on a lent GPU machine: resume STATE from a copy in
+# OUT/state, train for MINUTES of wall time in all (the start included) under bf16 autocast at the largest
+# batch that fits, and leave the new state there (at most 8 files of at most 16 MiB), to be copied back
+# over STATE and committed. Needs no network: packages missing there are installed from KIT/wheels, and
+# the crops are KIT/crops (eval/gpu_kit.sh makes the kit here). --device cpu runs the same on the CPU
+# (fp32, batch 8), which is how CI tests it.
+#
+#   eval/gpu_run.sh "$OUT" --minutes 9                       # on the GPU machine, from the repository root
+#   eval/gpu_run.sh /tmp/out --device cpu --minutes 0.2      # here
+set -euo pipefail
+cd "$(dirname "$0")/.."
+usage="usage: eval/gpu_run.sh OUT [--minutes M] [--state DIR] [--kit DIR] [--device cuda|cpu] [--batch N] [--lr LR]"
+[ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
+out=$1; shift
+minutes=9 state=eval/runs/v4 kit=eval/gpu_kit device=cuda batch="" lr=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --minutes) minutes=$2 ;; --state) state=$2 ;; --kit) kit=$2 ;; --device) device=$2 ;;
+    --batch) batch=$2 ;; --lr) lr=$2 ;;
+    *) echo "$usage" >&2; exit 2 ;;
+  esac
+  shift 2
+done
+[ -f "$state/state.json" ] || { echo "Error: $state holds no run state (state.json)" >&2; exit 1; }
+ls "$kit"/crops/crops-*.npz > /dev/null 2>&1 || { echo "Error: no crop packs in $kit/crops" >&2; exit 1; }
+
+# Packages this machine lacks, from the wheels beside the kit (no index, no network).
+site=$(mktemp -d)
+for package in constriction lpips; do
+  if ! python3 -c "import $package" 2> /dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" "$kit"/wheels/"$package"-*.whl
+  fi
+done
+export PYTHONPATH="$PWD:$site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+if [ "$device" = cpu ]; then
+  export CUDA_VISIBLE_DEVICES=""
+  precision=fp32
+else
+  python3 -c "import torch, sys; sys.exit(not torch.cuda.is_available())" || { echo "Error: no GPU here (--device cpu?)" >&2; exit 1; }
+  precision=bf16
+fi
+
+mkdir -p "$out/state"
+cp "$state"/state.json "$state"/*.safetensors "$out/state/"
+[ -f "$state/log.jsonl" ] && cp "$state/log.jsonl" "$out/state/"
+[ -n "$batch" ] || batch=$(python3 eval/gpu_batch.py "$out/state")
+# What is left of the budget, less a reserve for the last checkpoint.
+left=$(python3 -c "print(max(0.05, $minutes - $SECONDS / 60 - 0.3))")
+echo "batch $batch, $precision, $left minutes of training" >&2
+python3 -m vqcodec train tokenizer "$kit/crops" --resume "$out/state" --stretch-minutes "$left" --batch "$batch" \
+  --precision "$precision" --eval-every 0 ${lr:+--lr "$lr"}
+python3 - "$out/state" <<'PY'
+import json, sys
+from pathlib import Path
+folder = Path(sys.argv[1])
+record = json.loads((folder / "state.json").read_text())
+files = sorted(folder.iterdir())
+print(f"step {record['step']}, train_pixels {record['train_pixels']:,}; files: "
+      + ", ".join(f"{p.name} {p.stat().st_size:,} B" for p in files))
+PY
