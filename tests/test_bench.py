@@ -115,3 +115,32 @@ def test_bench_on_two_processes_gives_the_rows_of_one(tmp_path, monkeypatch):
     # the float CNN decoder's pixels may differ by one level between thread counts
     for a, b in zip(parallel, serial):
         assert a["psnr"] == pytest.approx(b["psnr"], abs=0.01) and a["lpips"] == pytest.approx(b["lpips"], abs=1e-3)
+
+
+def test_the_low_rate_rival_codes_a_shrunk_picture_and_counts_full_size_pixels(tmp_path):
+    from vqcodec.bench import codec_named
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(skdata.coffee()[:192, :255]).save(folder / "a.png")  # an odd width: rounding both ways
+    rows = run_bench(folder, ["avif", "avif@1/2", "jpeg@1/4"], tmp_path / "out", lpips_model=load_lpips())
+    full = {r["setting"]: r for r in rows if r["codec"] == "avif"}
+    half = {r["setting"]: r for r in rows if r["codec"] == "avif@1/2"}
+    assert half.keys() == full.keys() and {r["codec"] for r in rows} == {"avif", "avif@1/2", "jpeg@1/4"}
+    for setting, row in half.items():
+        assert row["bpp"] == pytest.approx(8 * row["bytes"] / (255 * 192))
+        assert row["bytes"] < full[setting]["bytes"]
+    rival = codec_named("avif@1/2")
+    data = rival.encode(skdata.coffee()[:192, :255], 0)
+    assert Image.open(__import__("io").BytesIO(data)).size == (128, 96)
+    assert rival.decode(data, (192, 255)).shape == (192, 255, 3)
+    write_report(rows, tmp_path / "out", ["avif", "avif@1/2", "jpeg@1/4"], folder, "test")
+    assert "avif@1/2" in (tmp_path / "out" / "results.md").read_text()
+
+
+@pytest.mark.parametrize("name", ["avif@2", "avif@1/1", "heic@1/2", "avif@1/x"])
+def test_an_unknown_codec_name_says_what_there_is(name):
+    from vqcodec.bench import codec_named
+
+    with pytest.raises(ValueError, match="CODEC@1/N"):
+        codec_named(name)

@@ -40,7 +40,7 @@ class Codec:
     name: str
     settings: list                               # what the sweep passes to encode
     encode: Callable[[np.ndarray, object], bytes]
-    decode: Callable[[bytes], np.ndarray]
+    decode: Callable[[bytes, tuple[int, int]], np.ndarray]  # data, (height, width) of the original
     version: str                                 # part of the cache key
 
 
@@ -71,7 +71,7 @@ def _pillow_codec(name: str, fmt: str, settings: list, options: Callable[[object
         Image.fromarray(rgb).save(buf, format=fmt, **options(setting))
         return buf.getvalue()
 
-    def decode(data: bytes) -> np.ndarray:
+    def decode(data: bytes, shape: tuple[int, int]) -> np.ndarray:
         return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
     return Codec(name, settings, encode, decode, f"pillow-{PIL.__version__}")
@@ -92,6 +92,36 @@ def classical_codecs() -> dict[str, Codec]:
     }
 
 
+def shrunk(codec: Codec, factor: int) -> Codec:
+    """The codec of the picture shrunk `factor` times (Lanczos), scaled back up (Lanczos) on decoding:
+    what a user who needs files smaller than the codec's lowest rate does. The decoder is told the
+    original's size (a real file would spend a few bytes on it)."""
+    def encode(rgb: np.ndarray, setting) -> bytes:
+        h, w = rgb.shape[:2]
+        small = Image.fromarray(rgb).resize((max(1, round(w / factor)), max(1, round(h / factor))), Image.LANCZOS)
+        return codec.encode(np.asarray(small), setting)
+
+    def decode(data: bytes, shape: tuple[int, int]) -> np.ndarray:
+        small = Image.fromarray(codec.decode(data, shape))
+        return np.asarray(small.resize((shape[1], shape[0]), Image.LANCZOS))
+
+    return Codec(f"{codec.name}@1/{factor}", codec.settings, encode, decode, f"{codec.version}-lanczos-1/{factor}")
+
+
+def codec_named(name: str, model=None) -> Codec:
+    """vqcodec, a classical codec (classical_codecs), or CODEC@1/N: that codec of the picture shrunk N times."""
+    known = classical_codecs()
+    if name == "vqcodec":
+        return vqcodec_codec(model)
+    base, _, scale = name.partition("@")
+    if base in known and not scale:
+        return known[base]
+    if base in known and scale.startswith("1/") and scale[2:].isdigit() and int(scale[2:]) >= 2:
+        return shrunk(known[base], int(scale[2:]))
+    raise ValueError(f"unknown codec {name!r}: choose from vqcodec, {', '.join(known)}, or CODEC@1/N (N >= 2) "
+                     "for one of those of the picture shrunk N times")
+
+
 def vqcodec_codec(model=None) -> Codec:
     from .codec import compress, decompress
     from .zoo import resolve_model
@@ -99,7 +129,7 @@ def vqcodec_codec(model=None) -> Codec:
     m = resolve_model(model)
     return Codec("vqcodec", list(range(1, m.levels + 1)),
                  lambda rgb, quality: compress(rgb, quality=quality, model=m),
-                 lambda data: np.asarray(decompress(data, model=m)),
+                 lambda data, shape: np.asarray(decompress(data, model=m)),
                  # The encoder's choices change the files, so a cached row is only good for this version.
                  f"vqcodec-{vqcodec_version}-model-{m.model_id.hex()}")
 
@@ -108,7 +138,7 @@ def measure(codec: Codec, rgb: np.ndarray, setting, lpips_model) -> tuple[dict, 
     t0 = time.perf_counter()
     data = codec.encode(rgb, setting)
     t1 = time.perf_counter()
-    out = codec.decode(data)
+    out = codec.decode(data, rgb.shape[:2])
     t2 = time.perf_counter()
     h, w = rgb.shape[:2]
     return {"codec": codec.name, "setting": setting, "bytes": len(data), "bpp": 8 * len(data) / (w * h),
@@ -137,9 +167,7 @@ _bench_worker: dict = {}
 
 def _start_bench_worker(threads: int, options: dict) -> None:
     torch.set_num_threads(threads)
-    known = classical_codecs()
-    _bench_worker["codecs"] = {c: vqcodec_codec(options["model"]) if c == "vqcodec" else known[c]
-                               for c in options["codecs"]}
+    _bench_worker["codecs"] = {c: codec_named(c, options["model"]) for c in options["codecs"]}
     _bench_worker["lpips"] = options.get("lpips_model") or load_lpips()
 
 
@@ -157,11 +185,7 @@ def run_bench(folder: str | Path, codecs: list[str], out: str | Path, model=None
     times are then those of a process sharing the machine."""
     from .batch import process_map
 
-    known = classical_codecs()
-    unknown = [c for c in codecs if c not in known and c != "vqcodec"]
-    if unknown:
-        raise ValueError(f"unknown codec(s) {', '.join(unknown)}: choose from vqcodec, {', '.join(known)}")
-    chosen = [vqcodec_codec(model) if c == "vqcodec" else known[c] for c in codecs]
+    chosen = [codec_named(c, model) for c in codecs]
     cache = ResultCache(Path(out) / "cache" / "results.json")
     readable, tasks = [], []
     for path in image_files(Path(folder)):
@@ -275,7 +299,7 @@ def comparison_grid(image_paths: list[Path], rows: list[dict], codecs: list[str]
     setting whose bpp on this image is nearest to vqcodec's, labelled with codec and bpp."""
     from PIL import ImageDraw
 
-    known = {**classical_codecs(), "vqcodec": vqcodec_codec(model)}
+    known = {name: codec_named(name, model) for name in ["vqcodec", *codecs]}
     columns = ["original", "vqcodec"] + [c for c in codecs if c != "vqcodec"]
     cells = []  # (row, column, tile, caption)
     for image_path in image_paths:
@@ -289,7 +313,7 @@ def comparison_grid(image_paths: list[Path], rows: list[dict], codecs: list[str]
                     decoded, caption = rgb, image_path.name
                 else:
                     best = min((r for r in mine if r["codec"] == name), key=lambda r: abs(r["bpp"] - level["bpp"]))
-                    decoded = known[name].decode(known[name].encode(rgb, best["setting"]))
+                    decoded = known[name].decode(known[name].encode(rgb, best["setting"]), rgb.shape[:2])
                     caption = f"{name} {best['setting']}: {best['bpp']:.3f} bpp"
                 cells.append((row, j, Image.fromarray(decoded[y0:y0 + crop, x0:x0 + crop]), caption))
     n_rows = len({c[0] for c in cells})

@@ -326,7 +326,8 @@ def demo(dst: str, quality: int | None, model: str | None) -> None:
 @main.command()
 @click.argument("folder")
 @click.option("--codecs", default="vqcodec,jpeg,webp,avif,jp2", show_default=True,
-              help="Comma-separated: vqcodec, jpeg, webp, avif, jp2.")
+              help="Comma-separated: vqcodec, jpeg, webp, avif, jp2; CODEC@1/N codes the picture shrunk N times "
+                   "(Lanczos) and scales it back up (e.g. avif@1/2), bpp over the full-size pixels.")
 @click.option("--out", "out", default="bench-results", show_default=True, help="Results folder.")
 @click.option("--model", "-m", default=None, help="vqcodec model name or folder.")
 @click.option("--grid-image", default=None,
@@ -370,8 +371,8 @@ def train() -> None:
               help="Scratch folder for exact checkpoints (with the optimizers) and logs; resumed if present.")
 @click.option("--resume", "state", default=None, type=click.Path(file_okay=False),
               help="The run's lasting state (e.g. eval/runs/v4): fp16 weights + state.json, written with every "
-                   "checkpoint and resumed (a warm restart) when newer than --run's; its config is the run's, "
-                   "and the options given here change it.")
+                   "checkpoint and resumed (a warm restart) when newer than --run's. Its state.json holds the run's "
+                   "config; the options given here change this stretch only.")
 @click.option("--steps", type=click.IntRange(min=1), default=3000, show_default=True, help="Total steps of the run (its learning-rate schedule ends here).")
 @click.option("--minutes", type=float, default=0.0, help="Stop with a checkpoint after this much wall time in all.")
 @click.option("--stretch-minutes", type=float, default=0.0,
