@@ -43,15 +43,21 @@ def main() -> None:
     ap.add_argument("pictures", type=Path)
     ap.add_argument("runs", type=Path, nargs="+")
     ap.add_argument("--images", type=int, default=8)
+    ap.add_argument("--json", type=Path, default=None, help="Also write the scores here: {name: {step, levels}}.")
     args = ap.parse_args()
+    scores = {}
     lp = load_lpips()
     images = [to_rgb(p) for p in image_files(args.pictures)[: args.images]]
     print("| checkpoint | step | level | PSNR dB | MS-SSIM | LPIPS |\n|---|---|---|---|---|---|")
     for run in args.runs:
         model, step = load(run)
-        for row in score(model, images, lp):
+        rows = score(model, images, lp)
+        scores[run.name] = {"step": step, "images": len(images), "levels": rows}
+        for row in rows:
             print(f"| {run.name} | {step} | {row['quality']} | {row['psnr']:.2f} | {row['ms_ssim']:.4f} | "
                   f"{row['lpips']:.4f} |", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(scores, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -125,14 +125,42 @@ def test_sample_writes_a_grid(tmp_path):
     assert Image.open(out).size == (64, 16)
 
 
+def test_complete_writes_completions_side_by_side_or_as_files(tmp_path, photo_png):
+    out = tmp_path / "c.png"
+    r = run("complete", photo_png, out, "--keep", "left:0.5", "-n", 2, "--seed", 1, "--quiet")
+    assert r.exit_code == 0, r.output
+    w, h = Image.open(photo_png).size
+    assert Image.open(out).size == (2 * w, h)
+    r = run("complete", photo_png, "-o", tmp_path / "many", "-n", 2, "--seed", 1, "--top-k", 50, "--quiet")
+    assert r.exit_code == 0, r.output
+    assert len(list((tmp_path / "many").glob("*.png"))) == 2
+    assert "raster order" in run("complete", "--help").output  # the causal prior's limit, said
+
+
+def test_bad_completions_are_one_line(tmp_path, photo_png):
+    for args in (("--keep", "top:0"), ("--keep", "left:1"), ("--keep", "diagonal")):
+        assert_clean_failure(run("complete", photo_png, tmp_path / "c.png", *args))
+    Image.new("RGB", (8, 8), "white").save(tmp_path / "mask.png")
+    assert_clean_failure(run("complete", photo_png, tmp_path / "c.png", "--mask", tmp_path / "mask.png"))
+    assert_clean_failure(run("complete", photo_png, tmp_path / "c.png", "-o", tmp_path / "d"))
+    assert not (tmp_path / "c.png").exists()
+
+
 def test_demo(tmp_path):
     out = tmp_path / "demo.png"
     r = run("demo", "-o", out, "--quality", 1)
     assert r.exit_code == 0, r.output
-    assert "bpp" in r.output and "PSNR" in r.output
-    assert Image.open(out).size == (1024, 512)
-    a = np.asarray(Image.open(out))
-    assert not np.array_equal(a[:, :512], a[:, 512:])  # lossy, but a picture on both sides
+    assert "bpp" in r.output and "PSNR" in r.output and "LPIPS" in r.output
+    rows = {line.split("|")[1].strip(): [float(v) for v in line.split("|")[2:6]]
+            for line in r.output.splitlines() if line.startswith("| ") and "bytes" not in line}
+    assert [name.split()[0] for name in rows] == ["vqcodec", "AVIF", "AVIF"]
+    (vq_bytes, *_), (avif_bytes, *_), (half_bytes, *_) = rows.values()
+    assert avif_bytes >= vq_bytes or "q=0" in list(rows)[1]  # not smaller, unless AVIF cannot go lower
+    assert 0 < half_bytes < 3 * vq_bytes and all(0 < row[3] < 1 for row in rows.values())
+    assert Image.open(out).size == (4 * 512, 512 + 30)
+    a = np.asarray(Image.open(out))[30:]
+    panels = [a[:, k * 512:(k + 1) * 512] for k in range(4)]
+    assert all(not np.array_equal(panels[0], p) for p in panels[1:])  # lossy, and pictures everywhere
 
 
 @pytest.fixture

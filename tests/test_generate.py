@@ -1,5 +1,8 @@
-"""Generation beyond the prior's window: the sliding attention window."""
+"""Generation beyond the prior's window (the sliding attention window), and completion: the prior finishes
+a picture of which a part is kept."""
 import numpy as np
+import pytest
+from PIL import Image
 
 import vqcodec
 from vqcodec.walk import walk_prior
@@ -32,3 +35,62 @@ def test_samples_larger_than_the_window_have_the_asked_size(model):
     assert [im.size for im in a] == [(288, 16)] * 2
     assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b))
     assert not np.array_equal(np.asarray(a[0]), np.asarray(a[1]))
+
+
+@pytest.fixture(scope="module")
+def photo():
+    from skimage import data as skdata
+
+    return np.ascontiguousarray(skdata.chelsea()[100:196, 120:216])  # 96 x 96: 6 x 6 tokens
+
+
+def test_a_completion_keeps_the_kept_tokens_and_has_the_inputs_size(model, photo):
+    from vqcodec.codec import reconstruct, tokenize
+    from vqcodec.generate import token_mask, keep_mask, walk_sliding_window
+
+    out = vqcodec.complete(photo, keep="top:0.5", n=2, seed=3, model=model)
+    assert len(out) == 2 and all(im.size == (96, 96) for im in out)
+    assert not np.array_equal(np.asarray(out[0]), np.asarray(out[1]))  # two draws, two completions
+    kept = token_mask(keep_mask("top:0.5", 96, 96), model.downsample)
+    assert kept[:3].all() and not kept[3:].any()
+    given = tokenize(photo, None, model).indices
+    grids = walk_sliding_window(model.prior, 2, given.shape[0], 6, 6, lambda f: np.zeros(len(f), np.int64),
+                                given=given, keep=kept)
+    np.testing.assert_array_equal(grids[:, :, :3], np.broadcast_to(given[:, :3], grids[:, :, :3].shape))
+    assert (grids[:, :, 3:] == 0).all()  # every other token came from the draws
+    recon = np.asarray(reconstruct(photo, model=model))
+    for im in out:  # the kept region is what reconstruct gives there; the rest is drawn
+        np.testing.assert_array_equal(np.asarray(im)[:48], recon[:48])
+        assert not np.array_equal(np.asarray(im)[48:], recon[48:])
+
+
+def test_the_same_seed_gives_the_same_completion(model, photo):
+    a = vqcodec.complete(photo, keep="left:0.5", seed=7, model=model)[0]
+    b = vqcodec.complete(photo, keep="left:0.5", seed=7, model=model)[0]
+    c = vqcodec.complete(photo, keep="left:0.5", seed=8, model=model)[0]
+    assert a == b and a != c
+
+
+def test_a_mask_keeps_where_it_is_white(model, photo, tmp_path):
+    from vqcodec.generate import keep_mask, token_mask
+
+    mask = np.zeros((96, 96, 3), np.uint8)
+    mask[:, 48:] = 255  # the right half
+    assert (token_mask(keep_mask(mask, 96, 96), 16) == (np.arange(6)[None] >= 3)).all()
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    out = vqcodec.complete(photo, keep=str(tmp_path / "mask.png"), seed=0, model=model)[0]
+    assert out.size == (96, 96)
+
+
+@pytest.mark.parametrize("keep, message", [("top:0", "keeps no token"), ("left:1", "keeps every token"),
+                                           ("middle:0.5", "top:F or left:F"), ("top:2", "top:F or left:F")])
+def test_a_completion_that_keeps_nothing_or_everything_is_refused(model, photo, keep, message):
+    with pytest.raises(ValueError, match=message):
+        vqcodec.complete(photo, keep=keep, model=model)
+
+
+def test_a_mask_of_another_size_and_a_picture_over_the_limit_are_refused(model, photo):
+    with pytest.raises(ValueError, match="same size"):
+        vqcodec.complete(photo, keep=np.zeros((32, 32, 3), np.uint8), model=model)
+    with pytest.raises(ValueError, match="over the limit"):
+        vqcodec.complete(photo, keep="top:0.5", model=model, max_pixels=96 * 95)

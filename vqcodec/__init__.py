@@ -24,11 +24,11 @@ except importlib.metadata.PackageNotFoundError:  # run from a source tree that w
 # public name -> module that defines it, imported on first access (PEP 562)
 _LAZY = {"compress": "codec", "decompress": "codec", "describe": "codec", "reconstruct": "codec",
          "ModelMismatch": "codec", "compress_many": "batch", "decompress_many": "batch",
-         "register_pillow": "pillow_plugin", "sample": "generate", "load_model": "zoo", "Model": "zoo",
+         "register_pillow": "pillow_plugin", "sample": "generate", "complete": "generate", "load_model": "zoo", "Model": "zoo",
          "ModelNotFound": "zoo"}
 
 __all__ = ["compress", "decompress", "describe", "reconstruct", "compress_many", "decompress_many",
-           "register_pillow", "load_model", "sample", "Model", "FormatError", "ModelMismatch", "PixelLimitError",
+           "register_pillow", "load_model", "sample", "complete", "Model", "FormatError", "ModelMismatch", "PixelLimitError",
            "ModelNotFound", "ImageReadError", "ConversionWarning", "__version__"]
 
 

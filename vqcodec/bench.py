@@ -122,6 +122,28 @@ def codec_named(name: str, model=None) -> Codec:
                      "for one of those of the picture shrunk N times")
 
 
+def match_size(codec: Codec, rgb: np.ndarray, target: int, settings: range = range(101),
+               not_smaller: bool = False) -> tuple[int, bytes]:
+    """The setting (and file) of `codec` whose file size is nearest to `target` bytes; with not_smaller,
+    the smallest file of at least `target` bytes (else the largest there is). Bisects `settings`, over
+    which the size grows."""
+    lo, hi = 0, len(settings) - 1
+    while lo < hi:  # the first setting whose file reaches the target
+        mid = (lo + hi) // 2
+        if len(codec.encode(rgb, settings[mid])) >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    candidates = [k for k in (lo - 1, lo) if 0 <= k < len(settings)]
+    files = {k: codec.encode(rgb, settings[k]) for k in candidates}
+    if not_smaller:
+        big = [k for k in candidates if len(files[k]) >= target]
+        best = min(big) if big else max(candidates)
+    else:
+        best = min(candidates, key=lambda k: abs(len(files[k]) - target))
+    return settings[best], files[best]
+
+
 def vqcodec_codec(model=None) -> Codec:
     from .codec import compress, decompress
     from .zoo import resolve_model

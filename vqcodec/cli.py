@@ -290,37 +290,105 @@ def sample(count: int, dst: str, size: str, quality: int | None, seed: int, temp
 
 
 @main.command()
+@click.argument("src")
+@click.argument("dst", required=False)
+@click.option("--keep", default="top:0.5", show_default=True,
+              help="What of SRC to keep: top:F (the top F of its rows) or left:F (the left F of its columns).")
+@click.option("--mask", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="A mask picture of SRC's size instead of --keep: white = keep.")
+@click.option("-n", "count", type=click.IntRange(min=1), default=1, show_default=True, help="Number of completions.")
+@click.option("-o", "--out-dir", "out_dir", default=None, help="Write the completions as N files into this folder.")
+@click.option("--quality", "-q", type=click.IntRange(min=1), default=None, help=_levels_help())
+@click.option("--seed", type=int, default=None, help="Random seed: the same seed draws the same completions [default: fresh].")
+@click.option("--temperature", type=float, default=1.0, show_default=True,
+              help="Divides the prior's log-probabilities, > 0: below 1 plainer, above 1 wilder.")
+@click.option("--top-k", type=click.IntRange(min=1), default=None, help="Draw from the k most likely codes only [default: all].")
+@click.option("--top-p", type=float, default=None,
+              help="Draw from the most likely codes that make up this share of probability, in (0, 1] [default: 1].")
+@click.option("--model", "-m", default=None, help=f"Shipped model name or model folder [default: {DEFAULT_MODEL}].")
+@QUIET
+def complete(src: str, dst: str | None, keep: str, mask: str | None, count: int, out_dir: str | None,
+             quality: int | None, seed: int | None, temperature: float, top_k: int | None, top_p: float | None,
+             model: str | None, quiet: bool) -> None:
+    """Keep part of the picture SRC and let the prior draw the rest; N completions side by side in DST
+    (a PNG), or N files in --out-dir.
+
+    The prior reads the token grid in raster order (row by row, left to right) and sees only what comes
+    before a token: a kept region steers only what follows it. With top:F the bottom follows the top;
+    with left:F each row's right part follows its kept left part and the rows above, but nothing can
+    follow what is kept lower down. A 16 x 16-pixel token is kept where at least half its pixels are."""
+    from .generate import complete as _complete, image_grid
+
+    if (dst is None) == (out_dir is None):
+        raise click.UsageError("give DST (one PNG of all completions) or --out-dir (one file each), not both")
+    if dst:
+        image_format(dst)
+    results = _complete(src, mask if mask else keep, count, seed, quality, temperature, top_k, top_p, model,
+                        progress=not quiet)
+    if dst:
+        save_image(image_grid(results, min(count, 4)), dst)
+        written = dst
+    else:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        for k, im in enumerate(results):
+            save_image(im, str(Path(out_dir) / f"{Path(src).stem}-completion-{k}.png"))
+        written = f"{out_dir}/ ({count} files)"
+    if not quiet:
+        click.echo(f"{written}: {count} completion(s) of {src}, keeping {mask or keep}")
+
+
+@main.command()
 @click.option("-o", "--out", "dst", default="vqcodec-demo.png", show_default=True, help="Side-by-side PNG.")
 @click.option("--quality", "-q", type=click.IntRange(min=1), default=None, help=_levels_help())
 @click.option("--model", "-m", default=None, help=f"Shipped model name or model folder [default: {DEFAULT_MODEL}].")
 def demo(dst: str, quality: int | None, model: str | None) -> None:
-    """Compress and decompress scikit-image's astronaut; print size and quality."""
-    from PIL import Image
+    """Compress and decompress scikit-image's astronaut, and show it beside AVIF at the nearest size not
+    smaller than vqcodec's and AVIF of the half-size picture scaled back up at the nearest size: one
+    labelled PNG and the same table."""
+    from PIL import Image, ImageDraw
     need_extra("demo", "skimage")
     from skimage import data as skdata
 
-    from .codec import compress as _compress, decompress as _decompress
+    from .bench import codec_named, match_size
+    from .codec import compress as _compress, decompress as _decompress, describe
     from .metrics import load_lpips, lpips_distance, psnr
 
     image_format(dst)
     original = skdata.astronaut()
+    h, w = original.shape[:2]
     t0 = time.perf_counter()
     blob = _compress(original, quality=quality, model=model)
     t1 = time.perf_counter()
     decoded = np.asarray(_decompress(blob, model=model))
     t2 = time.perf_counter()
-    h, w = original.shape[:2]
-    click.echo(f"astronaut {w}x{h}: {len(blob)} bytes, {8 * len(blob) / (w * h):.4f} bpp, "
-               f"PSNR {psnr(original, decoded):.2f} dB, encode {t1 - t0:.2f} s, decode {t2 - t1:.2f} s")
+    click.echo(f"vqcodec: encode {t1 - t0:.2f} s, decode {t2 - t1:.2f} s")
+    avif, half = codec_named("avif"), codec_named("avif@1/2")
+    setting, avif_file = match_size(avif, original, len(blob), not_smaller=True)
+    half_setting, half_file = match_size(half, original, len(blob))
+    panels = [("original", original, None), (f"vqcodec level {describe(blob)['quality']}", decoded, blob),
+              (f"AVIF q={setting}", avif.decode(avif_file, (h, w)), avif_file),
+              (f"AVIF 1/2 size q={half_setting}", half.decode(half_file, (h, w)), half_file)]
     try:
-        click.echo(f"LPIPS (alex v0.1) {lpips_distance(load_lpips(), original, decoded):.4f}")
+        lpips_model = load_lpips()
     except MetricUnavailable as e:
+        lpips_model = None
         click.echo(f"LPIPS not computed: {e}")
-    side = Image.new("RGB", (2 * w, h))
-    side.paste(Image.fromarray(original), (0, 0))
-    side.paste(Image.fromarray(decoded), (w, 0))
-    save_image(side, dst)
-    click.echo(f"{dst}: original (left), decoded (right)")
+    click.echo(f"astronaut {w}x{h}\n| | bytes | bpp | PSNR dB | LPIPS |\n|---|---|---|---|---|")
+    sheet = Image.new("RGB", (len(panels) * w, h + 30), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, (name, picture, data) in enumerate(panels):
+        sheet.paste(Image.fromarray(picture), (k * w, 30))
+        if data is None:
+            label = f"{name} {w}x{h}"
+        else:
+            score = f"{lpips_distance(lpips_model, original, picture):.3f}" if lpips_model else "n/a"
+            numbers = (f"{len(data)} | {8 * len(data) / (w * h):.4f} | {psnr(original, picture):.2f} | {score}")
+            click.echo(f"| {name} | {numbers} |")
+            label = f"{name}: " + numbers.replace(" | ", " B, ", 1).replace(" | ", " bpp, PSNR ", 1).replace(
+                " | ", " dB, LPIPS ", 1)
+        draw.text((k * w + 4, 8), label, fill="black")
+    save_image(sheet, dst)
+    click.echo(f"{dst}: original | vqcodec | AVIF | AVIF of the half-size picture, scaled back up")
 
 
 @main.command()

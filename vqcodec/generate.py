@@ -3,6 +3,7 @@ the prior's window are drawn through the seed paper's sliding attention window."
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -10,7 +11,9 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from .codec import detokenize
+from .bitstream import DEFAULT_MAX_PIXELS
+from .codec import detokenize, tokenize
+from .images import ImageLike, to_rgb
 from .walk import TokenGrid, walk_prior
 from .intprior import IntPrior
 from .zoo import Model, resolve_model
@@ -18,18 +21,25 @@ from .zoo import Model, resolve_model
 
 @torch.inference_mode()
 def walk_sliding_window(prior: IntPrior, n: int, quality: int, h: int, w: int,
-                        choose: Callable[[np.ndarray], np.ndarray], progress: bool = False) -> np.ndarray:
+                        choose: Callable[[np.ndarray], np.ndarray], progress: bool = False,
+                        given: np.ndarray | None = None, keep: np.ndarray | None = None) -> np.ndarray:
     """Draw n grids (n, quality, h, w) position by position in raster order, each position from the
     window x window crop around it (clamped to the grid) given the crop's tokens before it in the
     crop's own raster order -- all of them already drawn -- as in Taming Transformers. Every position
     takes its own pass over its crop (no cache carries over as the window slides), so this is for
-    generation, not coding. `choose(frequencies (n, K))` returns the n symbols, depth by depth."""
+    generation, not coding. `choose(frequencies (n, K))` returns the n symbols, depth by depth.
+    given (quality, h, w) and keep (h, w) bool: positions where keep is set take given's codes instead
+    of a draw (completion); the draws after them see them."""
     window, device = prior.cfg.window, prior.device
     wh, ww = min(window, h), min(window, w)
     grid = torch.zeros(n, quality, h, w, dtype=torch.long, device=device)
+    if given is not None:
+        grid[:] = torch.from_numpy(given).to(device)
     for y in tqdm(range(h), desc="sampling rows", disable=not progress):
         top = min(max(y - window // 2, 0), h - wh)
         for x in range(w):
+            if keep is not None and keep[y, x]:
+                continue
             left = min(max(x - window // 2, 0), w - ww)
             t = (y - top) * ww + (x - left)  # the position inside its crop
             before = grid[:, :, top:top + wh, left:left + ww].flatten(2).transpose(1, 2)[:, :t]  # (n, t, q)
@@ -86,6 +96,75 @@ def sample(n: int = 1, size: tuple[int, int] = (256, 256), quality: int | None =
     else:
         grids = [TokenGrid(g, m.codebook_size) for g in walk_sliding_window(m.prior, n, quality, gh, gw, choose, progress)]
     return [detokenize(grid, width, height, m) for grid in grids]
+
+
+def keep_mask(keep: str | ImageLike, width: int, height: int) -> np.ndarray:
+    """What to keep of a width x height picture, (height, width) bool: "top:F" (the top F of its rows),
+    "left:F" (the left F of its columns), or a mask picture (a path, array or image) of the same size
+    (white = keep)."""
+    if isinstance(keep, str) and not os.path.exists(keep):
+        side, _, share = keep.partition(":")
+        try:
+            f = float(share)
+        except ValueError:
+            f = -1.0
+        if side not in ("top", "left") or not 0 <= f <= 1:
+            raise ValueError(f"keep must be top:F or left:F with F in [0, 1], or a mask picture; got {keep!r}")
+        rows, cols = np.arange(height)[:, None], np.arange(width)[None]
+        return np.broadcast_to(rows < f * height if side == "top" else cols < f * width, (height, width)).copy()
+    mask = to_rgb(keep).mean(2) >= 128
+    if mask.shape != (height, width):
+        raise ValueError(f"the mask is {mask.shape[1]}x{mask.shape[0]}, the picture {width}x{height}: "
+                         "they must be the same size")
+    return mask
+
+
+def token_mask(mask: np.ndarray, f: int) -> np.ndarray:
+    """A pixel mask (H, W) -> a token mask (ceil(H/f), ceil(W/f)): a token is kept where at least half
+    its f x f pixels are (the edge padded as the codec pads the picture)."""
+    H, W = mask.shape
+    padded = np.pad(mask, ((0, -H % f), (0, -W % f)), mode="edge")
+    return padded.reshape(padded.shape[0] // f, f, padded.shape[1] // f, f).mean((1, 3)) >= 0.5
+
+
+def complete(image: ImageLike, keep: str | ImageLike = "top:0.5", n: int = 1, seed: int | None = None,
+             quality: int | None = None, temperature: float = 1.0, top_k: int | None = None,
+             top_p: float | None = None, model: Model | str | None = None, device: str = "cpu",
+             progress: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> list[Image.Image]:
+    """n completions of a picture: the tokens of what `keep` keeps come from the encoder (as compress
+    chooses them, at `quality` depths), every other token is drawn from the prior in raster order
+    given all tokens before it, kept or drawn (the sliding window beyond one window). The prior is
+    causal: a kept region can steer only what comes after it in raster order, so with left:F the rows'
+    right halves follow the kept left halves, but the top rows cannot know what is kept below them.
+    Each result has the input's size; the kept tokens' pixels are what reconstruct gives (a seam may
+    show where the completion meets them). The same seed gives the same pixels; seed None draws a
+    fresh one."""
+    if n < 1 or not 0 < temperature < math.inf or (top_k is not None and top_k < 1) \
+            or (top_p is not None and not 0 < top_p <= 1):
+        raise ValueError("need n >= 1, a finite temperature > 0, top_k >= 1, 0 < top_p <= 1")
+    rgb = to_rgb(image)
+    height, width = rgb.shape[:2]
+    if max_pixels is not None and width * height > max_pixels:
+        raise ValueError(f"the picture is {width}x{height} ({width * height:,} pixels), over the limit of "
+                         f"{max_pixels:,}")
+    m = resolve_model(model, device)
+    quality = m.check_quality(quality)
+    kept = token_mask(keep_mask(keep, width, height), m.downsample)
+    if kept.all() or not kept.any():
+        raise ValueError(f"keep {keep if isinstance(keep, str) else 'mask'} keeps "
+                         f"{'every' if kept.all() else 'no'} token of the picture: nothing to complete "
+                         f"(a token is {m.downsample} x {m.downsample} pixels)")
+    given = TokenGrid(tokenize(rgb, quality, m, device).indices, m.codebook_size)
+    choose = _sampler(np.random.default_rng(seed), temperature, top_k, top_p)
+    grids = walk_sliding_window(m.prior, n, quality, *kept.shape, choose, progress, given.indices, kept)
+    # The decoder's attention sees the whole grid, so its kept pixels move with the completion: the
+    # kept tokens' pixels are put back as the kept tokens alone decode them.
+    f = m.downsample
+    kept_pixels = np.kron(kept, np.ones((f, f), bool))[:height, :width, None]
+    recon = np.asarray(detokenize(given, width, height, m))
+    return [Image.fromarray(np.where(kept_pixels, recon,
+                                     np.asarray(detokenize(TokenGrid(g, m.codebook_size), width, height, m))))
+            for g in grids]
 
 
 def image_grid(images: list[Image.Image], columns: int) -> Image.Image:
