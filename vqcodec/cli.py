@@ -257,6 +257,21 @@ def info(src: str, as_json: bool, max_pixels: int | None) -> None:
         click.echo(f"{key:14s} {value:.4f}" if isinstance(value, float) else f"{key:14s} {value}")
 
 
+def _drawing_options(f):
+    """How sample and complete draw from the prior, and with which model."""
+    for option in reversed([
+        click.option("--temperature", type=float, default=1.0, show_default=True,
+                     help="Divides the prior's log-probabilities, > 0: below 1 plainer, above 1 wilder."),
+        click.option("--top-k", type=click.IntRange(min=1), default=None,
+                     help="Draw from the k most likely codes only [default: all]."),
+        click.option("--top-p", type=float, default=None,
+                     help="Draw from the most likely codes that make up this share of probability, in (0, 1] [default: 1]."),
+        click.option("--model", "-m", default=None, help=f"Shipped model name or model folder [default: {DEFAULT_MODEL}]."),
+    ]):
+        f = option(f)
+    return f
+
+
 @main.command()
 @click.option("-n", "count", type=int, default=4, show_default=True, help="Number of images.")
 @click.option("-o", "--out", "dst", required=True, help="Output PNG (a grid of the samples).")
@@ -264,12 +279,7 @@ def info(src: str, as_json: bool, max_pixels: int | None) -> None:
               help="WIDTHxHEIGHT of each sample; beyond 256 px a side the prior's window slides (slow).")
 @click.option("--quality", "-q", type=click.IntRange(min=1), default=None, help=_levels_help())
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed draws the same images.")
-@click.option("--temperature", type=float, default=1.0, show_default=True,
-              help="Divides the prior's log-probabilities, > 0: below 1 plainer, above 1 wilder.")
-@click.option("--top-k", type=click.IntRange(min=1), default=None, help="Draw from the k most likely codes only [default: all].")
-@click.option("--top-p", type=float, default=None,
-              help="Draw from the most likely codes that make up this share of probability, in (0, 1] [default: 1].")
-@click.option("--model", "-m", default=None, help=f"Shipped model name or model folder [default: {DEFAULT_MODEL}].")
+@_drawing_options
 @QUIET
 def sample(count: int, dst: str, size: str, quality: int | None, seed: int, temperature: float,
            top_k: int | None, top_p: float | None, model: str | None, quiet: bool) -> None:
@@ -300,12 +310,7 @@ def sample(count: int, dst: str, size: str, quality: int | None, seed: int, temp
 @click.option("-o", "--out-dir", "out_dir", default=None, help="Write the completions as N files into this folder.")
 @click.option("--quality", "-q", type=click.IntRange(min=1), default=None, help=_levels_help())
 @click.option("--seed", type=int, default=None, help="Random seed: the same seed draws the same completions [default: fresh].")
-@click.option("--temperature", type=float, default=1.0, show_default=True,
-              help="Divides the prior's log-probabilities, > 0: below 1 plainer, above 1 wilder.")
-@click.option("--top-k", type=click.IntRange(min=1), default=None, help="Draw from the k most likely codes only [default: all].")
-@click.option("--top-p", type=float, default=None,
-              help="Draw from the most likely codes that make up this share of probability, in (0, 1] [default: 1].")
-@click.option("--model", "-m", default=None, help=f"Shipped model name or model folder [default: {DEFAULT_MODEL}].")
+@_drawing_options
 @QUIET
 def complete(src: str, dst: str | None, keep: str, mask: str | None, count: int, out_dir: str | None,
              quality: int | None, seed: int | None, temperature: float, top_k: int | None, top_p: float | None,
