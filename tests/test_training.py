@@ -18,6 +18,7 @@ import vqcodec
 from vqcodec.prior import PriorConfig
 from vqcodec.tokenizer import TokenizerConfig
 from vqcodec.train.prior import PriorTrainConfig, train_prior
+from vqcodec.train.losses import FeatureDiscriminator, generator_gan_loss, lpips_features
 from vqcodec.train.tokenizer import TokenizerTrainConfig, train_tokenizer
 
 TINY = TokenizerConfig(channels=(8, 16), unshuffle=2, code_dim=4, codebook_size=16, depth=2)
@@ -277,3 +278,63 @@ def test_held_out_pictures_are_never_trained_on(image_folder):
     trained = CropDataset(image_folder, 32, held_out_every=2)
     assert len(everything.images) == 4 and len(trained.images) == 2
     assert [a.tobytes() for a in trained.images] == [everything.images[k].tobytes() for k in (1, 3)]
+
+
+def test_projected_discriminator_learns_on_frozen_features_and_checkpoints_only_its_heads(image_folder, tmp_path):
+    from vqcodec.metrics import load_lpips
+
+    backbone = {k: v.clone() for k, v in load_lpips().net.state_dict().items()}
+    train_cfg = TokenizerTrainConfig(data=str(image_folder), out=str(tmp_path), steps=4, batch=2, crop=32,
+                                     lpips_weight=0.0, disc_start=3, disc_warmup=2, log_every=1,
+                                     discriminator="projected", state=str(tmp_path / "state"))
+    ckpt = train_tokenizer(train_cfg, TINY)
+    log = [json.loads(line) for line in (tmp_path / "state" / "log.jsonl").read_text().splitlines()]
+    assert [("d" in r, "lam" in r) for r in log] == [(False, False), (True, False), (True, False), (True, True)]
+    assert all(np.isfinite(r["d"]) for r in log[1:]) and np.isfinite(log[-1]["g"])
+    trained = weights(ckpt)
+    heads = [k for k in trained if k.startswith("disc.")]
+    assert heads and all(k.startswith("disc.heads.") for k in heads)  # the frozen AlexNet is not saved
+    fresh = FeatureDiscriminator().state_dict()
+    moved = [k for k in heads if k.endswith("original") and
+             not torch.equal(trained[k].float(), fresh[k.removeprefix("disc.")].float())]
+    assert moved  # the heads trained
+    for k, v in load_lpips().net.state_dict().items():
+        assert torch.equal(v, backbone[k]), k  # and the backbone did not
+    assert "disc" in json.loads((tmp_path / "state" / "state.json").read_text())["modules"]
+
+
+def test_projected_discriminator_gives_the_generator_a_gradient():
+    from vqcodec.metrics import load_lpips
+
+    lpips_model, disc = load_lpips(), FeatureDiscriminator()
+    fake = (torch.rand(2, 3, 64, 64) * 2 - 1).requires_grad_(True)
+    logits = disc(lpips_features(lpips_model, fake))
+    assert [tuple(l.shape[:2]) for l in logits] == [(2, 1)] * 5
+    generator_gan_loss(logits).backward()
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+
+
+def test_an_unknown_discriminator_is_refused(image_folder, tmp_path):
+    with pytest.raises(ValueError, match="no discriminator 'stylegan'"):
+        train_tokenizer(TokenizerTrainConfig(data=str(image_folder), out=str(tmp_path), discriminator="stylegan"), TINY)
+
+
+def test_a_gan_branch_of_a_lasting_run_is_set_on_the_command_line(image_folder, tmp_path):
+    """A stretch may switch the projected GAN on; the run's own config stays as it was set up."""
+    from click.testing import CliRunner
+
+    from vqcodec.cli import main
+    from vqcodec.train.state import read_record
+
+    state = tmp_path / "state"
+    lasting_run(image_folder, state, stop_after=2)
+    result = CliRunner().invoke(main, ["train", "tokenizer", str(image_folder), "--resume", str(state), "--steps", "4",
+                                       "--discriminator", "projected", "--disc-weight", "0.2", "--disc-start", "3",
+                                       "--disc-warmup", "1"])
+    assert result.exit_code == 0, result.output
+    record = read_record(state)
+    assert record["step"] == 4 and record["train"]["discriminator"] == "patchgan"
+    assert record["stretches"][-1]["changes"] == {"steps": 4, "discriminator": "projected", "disc_weight": 0.2,
+                                                  "disc_start": 3, "disc_warmup": 1}
+    log = [json.loads(line) for line in (state / "log.jsonl").read_text().splitlines()]
+    assert "lam" in log[-1] and "d" in log[-2] and "lam" not in log[-2]

@@ -456,6 +456,11 @@ def train() -> None:
 @click.option("--disc-start", type=int, default=2000, show_default=True, help="Step that switches the GAN loss on.")
 @click.option("--disc-warmup", type=int, default=0, show_default=True,
               help="Steps the discriminator trains alone before --disc-start.")
+@click.option("--disc-weight", type=float, default=0.8, show_default=True,
+              help="The GAN term's weight times the adaptive lambda (taming: 0.8).")
+@click.option("--discriminator", type=click.Choice(["patchgan", "projected"]), default="patchgan", show_default=True,
+              help="patchgan: taming's PatchGAN on pixels; projected: small heads on LPIPS's frozen AlexNet "
+                   "features (useful after far fewer steps).")
 @click.option("--freeze-encoder", is_flag=True, help="Train the decoder only (token grids stay fixed).")
 @click.option("--depth", type=int, default=None, help="Residual depths (= quality levels) of a new run [default: 4].")
 @click.option("--code-dim", type=int, default=None,
@@ -478,8 +483,8 @@ def train() -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the crops and the initialisation.")
 @click.pass_context
 def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, batch, crop, lr, disc_start,
-                        disc_warmup, freeze_encoder, depth, code_dim, new_code_scale, init_from, ancestor_pixels,
-                        held_out_every, eval_every, precision, seed) -> None:
+                        disc_warmup, disc_weight, discriminator, freeze_encoder, depth, code_dim, new_code_scale,
+                        init_from, ancestor_pixels, held_out_every, eval_every, precision, seed) -> None:
     """Train the VQ-GAN tokenizer on the images under DATA."""
     from .tokenizer import TokenizerConfig
     need_extra("train", "lpips")
@@ -491,7 +496,9 @@ def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, 
     if not (out or state):
         raise click.UsageError("give --run, --resume or both")
     options = dict(steps=steps, minutes=minutes, stretch_minutes=stretch_minutes, batch=batch, crop=crop, lr=lr,
-                   disc_start=disc_start, disc_warmup=disc_warmup, freeze_encoder=freeze_encoder,
+                   disc_start=disc_start, disc_warmup=disc_warmup, disc_weight=disc_weight,
+                   discriminator=discriminator,
+                   freeze_encoder=freeze_encoder,
                    init_from=init_from or "", new_code_scale=new_code_scale, ancestor_pixels=ancestor_pixels,
                    held_out_every=held_out_every, eval_every=eval_every, precision=precision, seed=seed)
     model_cfg = run_cfg = None

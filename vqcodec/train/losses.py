@@ -1,4 +1,5 @@
-"""Adversarial part of the VQ-GAN objective: PatchGAN discriminator, hinge loss, adaptive weight."""
+"""Adversarial part of the VQ-GAN objective: the discriminators (taming's PatchGAN on pixels, or heads on
+frozen pretrained features), hinge loss, adaptive weight."""
 from __future__ import annotations
 
 import torch
@@ -31,8 +32,39 @@ class PatchDiscriminator(nn.Module):
         return self.net(x)
 
 
-def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
-    return 0.5 * (F.relu(1 - logits_real).mean() + F.relu(1 + logits_fake).mean())
+class FeatureDiscriminator(nn.Module):
+    """The projected-GAN idea (Sauer et al. 2021) without its random cross-channel mixing: a small trainable
+    head per feature map of a frozen pretrained network gives a real/fake logit per position. The frozen
+    features make the discriminator useful after a few hundred steps, where a PatchGAN learning from pixels
+    needs thousands. The backbone is not part of this module (nor of its checkpoints): see
+    lpips_features."""
+
+    def __init__(self, channels: tuple[int, ...] = (64, 192, 384, 256, 256), width: int = 64):
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        self.heads = nn.ModuleList(
+            nn.Sequential(sn(nn.Conv2d(c, width, 1)), nn.LeakyReLU(0.2), sn(nn.Conv2d(width, width, 3, 1, 1)),
+                          nn.LeakyReLU(0.2), sn(nn.Conv2d(width, 1, 1)))
+            for c in channels)
+
+    def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:  # [(B, C_i, H_i, W_i)] -> [(B, 1, H_i, W_i)]
+        return [head(f) for head, f in zip(self.heads, features)]
+
+
+def lpips_features(lpips_model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """The five ReLU maps of LPIPS's frozen AlexNet for images in [-1, 1] (B, 3, H, W): what a
+    FeatureDiscriminator sees. Gradients reach x; the backbone's weights stay as they are."""
+    return list(lpips_model.net(lpips_model.scaling_layer(x)))
+
+
+def hinge_d_loss(logits_real: list[torch.Tensor], logits_fake: list[torch.Tensor]) -> torch.Tensor:
+    """Hinge loss averaged over the discriminator's logit maps (one for a PatchGAN)."""
+    return sum(0.5 * (F.relu(1 - r.float()).mean() + F.relu(1 + f.float()).mean())
+               for r, f in zip(logits_real, logits_fake)) / len(logits_real)
+
+
+def generator_gan_loss(logits_fake: list[torch.Tensor]) -> torch.Tensor:
+    return -sum(f.float().mean() for f in logits_fake) / len(logits_fake)
 
 
 def adaptive_gan_weight(rec_loss: torch.Tensor, gan_loss: torch.Tensor, last_layer: torch.Tensor,

@@ -1,5 +1,5 @@
-"""Train the VQ-GAN tokenizer: L1 + LPIPS + codebook/commitment losses, then PatchGAN hinge loss
-with the adaptive weight once reconstruction has warmed up. Resumable; data-parallel under torchrun
+"""Train the VQ-GAN tokenizer: L1 + LPIPS + codebook/commitment losses, then a hinge GAN loss (PatchGAN
+on pixels, or heads on frozen AlexNet features) with the adaptive weight once reconstruction has warmed up. Resumable; data-parallel under torchrun
 (DistributedDataParallel: each process draws its own crops, gradients are averaged)."""
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from . import state as lasting
 from . import distributed
 from .data import CropDataset
 from .heldout import held_out_pictures, score
-from .losses import PatchDiscriminator, adaptive_gan_weight, hinge_d_loss
+from .losses import (FeatureDiscriminator, PatchDiscriminator, adaptive_gan_weight, generator_gan_loss,
+                     hinge_d_loss, lpips_features)
 from .loop import RunClock, checkpoint_due, log_line, set_lr, warmup
 
 
@@ -40,6 +41,7 @@ class TokenizerTrainConfig:
     disc_warmup: int = 0         # the discriminator trains alone this many steps before disc_start: a fresh
                                  # one against a trained generator gives a useless gradient at first
     disc_weight: float = 0.8
+    discriminator: str = "patchgan"  # or "projected": FeatureDiscriminator on LPIPS's frozen AlexNet
     restart_every: int = 50      # dead-code restarts: entries unused for this many steps
     ckpt_every: int = 100
     log_every: int = 10
@@ -158,7 +160,7 @@ def warm_start(model: Tokenizer, folder: Path, new_code_scale: float = 0.1) -> i
 class TokenizerRun:
     """A tokenizer run's state: what a checkpoint holds and what a step needs."""
     model: Tokenizer
-    disc: PatchDiscriminator
+    disc: torch.nn.Module
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     data: CropDataset
@@ -221,7 +223,7 @@ def _start_run(train_cfg: TokenizerTrainConfig, model_cfg: TokenizerConfig | Non
     elif source == "state":
         model_cfg = TokenizerConfig.from_dict(lasting.read_record(Path(train_cfg.state))["model"])
     model_cfg = model_cfg or TokenizerConfig()
-    model, disc = Tokenizer(model_cfg).to(device), PatchDiscriminator().to(device)
+    model, disc = Tokenizer(model_cfg).to(device), DISCRIMINATORS[train_cfg.discriminator]().to(device)
     run = TokenizerRun(model, disc, torch.optim.Adam(model.parameters(), lr=train_cfg.lr, betas=(0.5, 0.9)),
                        torch.optim.Adam(disc.parameters(), lr=train_cfg.lr, betas=(0.5, 0.9)),
                        CropDataset(Path(train_cfg.data), train_cfg.crop, seed=train_cfg.seed + rank,
@@ -249,10 +251,22 @@ def _start_run(train_cfg: TokenizerTrainConfig, model_cfg: TokenizerConfig | Non
     return run
 
 
+DISCRIMINATORS = {"patchgan": PatchDiscriminator, "projected": FeatureDiscriminator}
+
+
+def _critic(train_cfg: TokenizerTrainConfig, train_disc: torch.nn.Module, lpips_model: torch.nn.Module | None,
+            images: torch.Tensor) -> list[torch.Tensor]:
+    """The discriminator's logit maps for images (B, 3, H, W) in [-1, 1]."""
+    if train_cfg.discriminator == "projected":
+        return train_disc(lpips_features(lpips_model, images))
+    return [train_disc(images)]
+
+
 def _train_step(train_cfg: TokenizerTrainConfig, run: TokenizerRun, train_model: torch.nn.Module,
                 train_disc: torch.nn.Module, lpips_model: torch.nn.Module | None, device: torch.device) -> dict:
     """One generator step (L1 + LPIPS + VQ, plus the adaptive-weight GAN term once it is on) and one
-    discriminator step once the discriminator is on; returns the step's statistics."""
+    discriminator step once the discriminator is on; returns the step's statistics. lpips_model: the
+    perceptual loss (when lpips_weight > 0) and the projected discriminator's backbone."""
     model, disc, model_cfg = run.model, run.disc, run.model.cfg
     x = run.data.batch(train_cfg.batch).to(device)
     quality = torch.randint(1, model_cfg.depth + 1, (train_cfg.batch,))
@@ -260,7 +274,8 @@ def _train_step(train_cfg: TokenizerTrainConfig, run: TokenizerRun, train_model:
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=train_cfg.precision == "bf16"):
         o = train_model(x, quality.to(device))
         rec = o["recon"].float()
-        perceptual = lpips_model(rec, x).float().mean() if lpips_model else torch.zeros((), device=device)
+        perceptual = (lpips_model(rec, x).float().mean() if train_cfg.lpips_weight
+                      else torch.zeros((), device=device))
     l1 = (rec - x).abs().mean()
     rec_loss = l1 + train_cfg.lpips_weight * perceptual
     loss = rec_loss + o["vq_loss"]
@@ -268,7 +283,7 @@ def _train_step(train_cfg: TokenizerTrainConfig, run: TokenizerRun, train_model:
     if run.step >= train_cfg.disc_start:
         disc.requires_grad_(False)  # the generator's step leaves the discriminator alone
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=train_cfg.precision == "bf16"):
-            g_loss = -disc(rec).float().mean()
+            g_loss = generator_gan_loss(_critic(train_cfg, disc, lpips_model, rec))
         lam = adaptive_gan_weight(rec_loss, g_loss, model.decoder.last.weight, train_cfg.disc_weight)
         loss = loss + lam * g_loss
         stats.update(g=g_loss.item(), lam=lam.item())
@@ -278,7 +293,8 @@ def _train_step(train_cfg: TokenizerTrainConfig, run: TokenizerRun, train_model:
     if run.step >= train_cfg.disc_start - train_cfg.disc_warmup:
         disc.requires_grad_(True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=train_cfg.precision == "bf16"):
-            d_loss = hinge_d_loss(train_disc(x).float(), train_disc(rec.detach()).float())
+            d_loss = hinge_d_loss(_critic(train_cfg, train_disc, lpips_model, x),
+                                  _critic(train_cfg, train_disc, lpips_model, rec.detach()))
         run.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         run.opt_d.step()
@@ -370,6 +386,8 @@ def train_tokenizer(train_cfg: TokenizerTrainConfig, model_cfg: TokenizerConfig 
     torchrun every process runs this; rank 0 logs and writes."""
     if not (train_cfg.out or train_cfg.state):
         raise ValueError("a tokenizer run needs a run folder, a lasting state folder, or both")
+    if train_cfg.discriminator not in DISCRIMINATORS:
+        raise ValueError(f"no discriminator {train_cfg.discriminator!r}: one of {', '.join(DISCRIMINATORS)}")
     rank, world, device = distributed.setup()
     out = Path(train_cfg.out or train_cfg.state)
     ckpt = out / "tokenizer_ckpt"
@@ -382,7 +400,8 @@ def train_tokenizer(train_cfg: TokenizerTrainConfig, model_cfg: TokenizerConfig 
         ids = [device] if device.type == "cuda" else None
         train_model = DistributedDataParallel(run.model, device_ids=ids)
         train_disc = DistributedDataParallel(run.disc, device_ids=ids)
-    lpips_model = load_lpips().to(device) if train_cfg.lpips_weight or train_cfg.eval_every else None
+    needs_lpips = train_cfg.lpips_weight or train_cfg.eval_every or train_cfg.discriminator == "projected"
+    lpips_model = load_lpips().to(device) if needs_lpips else None
     pictures = held_out_pictures(Path(train_cfg.data)) if train_cfg.eval_every and rank == 0 else []
     if train_cfg.eval_every and rank == 0 and not pictures:
         tqdm.write(f"no held-out picture of {train_cfg.data} is 256 px a side: the run is not scored", file=sys.stderr)
@@ -393,8 +412,7 @@ def train_tokenizer(train_cfg: TokenizerTrainConfig, model_cfg: TokenizerConfig 
     bar = tqdm(total=train_cfg.steps, initial=run.step, desc="tokenizer", disable=rank != 0)
     while run.step < train_cfg.steps:
         set_lr([run.opt_g, run.opt_d], train_cfg.lr * warmup(run.step - run.warm_restart_step, train_cfg.warmup))
-        stats = _train_step(train_cfg, run, train_model, train_disc, lpips_model if train_cfg.lpips_weight else None,
-                            device)
+        stats = _train_step(train_cfg, run, train_model, train_disc, lpips_model, device)
         run.step += 1
         run.train_pixels += train_cfg.batch * train_cfg.crop ** 2 * world
         if run.step % train_cfg.restart_every == 0 and not train_cfg.freeze_encoder:
