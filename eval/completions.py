@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 from skimage import data as skdata
 
 import vqcodec
-from vqcodec.bench import machine_description
+from vqcodec.bench import labelled_sheet, machine_description
 
 
 def main() -> None:
@@ -31,15 +31,10 @@ def main() -> None:
         done = vqcodec.complete(photo, keep=keep, n=args.n, seed=args.seed, top_k=args.top_k, progress=True)
         notes.append(f"{keep}: {args.n} completions in {time.perf_counter() - t0:.1f} s")
         rows.append((keep, [Image.fromarray(photo), vqcodec.reconstruct(photo), *done]))
-    side = 256
-    sheet = Image.new("RGB", ((args.n + 2) * side, len(rows) * (side + 16)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, (keep, pictures) in enumerate(rows):
-        for j, picture in enumerate(pictures):
-            sheet.paste(picture, (j * side, i * (side + 16) + 16))
-            label = ["original", "reconstruct (level 2)"][j] if j < 2 else f"keep {keep}, seed {args.seed}, #{j - 1}"
-            draw.text((j * side + 3, i * (side + 16) + 2), label, fill="black")
-    sheet.save(args.out, optimize=True)
+    captions = ["original", "reconstruct (level 2)"] + [f"seed {args.seed}, #{k + 1}" for k in range(args.n)]
+    cells = [(i, j, picture, captions[j] if j < 2 else f"keep {keep}, {captions[j]}")
+             for i, (keep, pictures) in enumerate(rows) for j, picture in enumerate(pictures)]
+    labelled_sheet(cells, (256, 256)).save(args.out, optimize=True)
     print(f"{args.out}; " + "; ".join(notes) + f"; {machine_description()}")
 
 

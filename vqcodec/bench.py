@@ -319,8 +319,6 @@ def comparison_grid(image_paths: list[Path], rows: list[dict], codecs: list[str]
                     crop: int = 192) -> Path:
     """One row per image and vqcodec level: the centre crop of the image decoded by every codec at the
     setting whose bpp on this image is nearest to vqcodec's, labelled with codec and bpp."""
-    from PIL import ImageDraw
-
     known = {name: codec_named(name, model) for name in ["vqcodec", *codecs]}
     columns = ["original", "vqcodec"] + [c for c in codecs if c != "vqcodec"]
     cells = []  # (row, column, tile, caption)
@@ -338,14 +336,24 @@ def comparison_grid(image_paths: list[Path], rows: list[dict], codecs: list[str]
                     decoded = known[name].decode(known[name].encode(rgb, best["setting"]), rgb.shape[:2])
                     caption = f"{name} {best['setting']}: {best['bpp']:.3f} bpp"
                 cells.append((row, j, Image.fromarray(decoded[y0:y0 + crop, x0:x0 + crop]), caption))
-    n_rows = len({c[0] for c in cells})
-    sheet = Image.new("RGB", (crop * len(columns), (crop + 16) * n_rows), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, j, tile, caption in cells:
-        sheet.paste(tile, (j * crop, i * (crop + 16) + 16))
-        draw.text((j * crop + 3, i * (crop + 16) + 2), caption, fill="black")
-    sheet.save(out, optimize=True)
+    labelled_sheet(cells, (crop, crop)).save(out, optimize=True)
     return out
+
+
+def labelled_sheet(cells: list[tuple[int, int, Image.Image, str]], tile: tuple[int, int],
+                   caption_height: int = 16) -> Image.Image:
+    """A white sheet of (row, column, picture, caption) cells, each picture (tile: its width, height)
+    under its caption."""
+    from PIL import ImageDraw
+
+    width, height = tile
+    n_rows, n_columns = max(c[0] for c in cells) + 1, max(c[1] for c in cells) + 1
+    sheet = Image.new("RGB", (width * n_columns, (height + caption_height) * n_rows), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, j, picture, caption in cells:
+        sheet.paste(picture, (j * width, i * (height + caption_height) + caption_height))
+        draw.text((j * width + 3, i * (height + caption_height) + 2), caption, fill="black")
+    return sheet
 
 
 def write_report(rows: list[dict], out: str | Path, codecs: list[str], folder: str | Path,
