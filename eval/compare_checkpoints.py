@@ -17,6 +17,7 @@ from vqcodec.images import image_files, to_rgb
 from vqcodec.metrics import load_lpips
 from vqcodec.tokenizer import Tokenizer, TokenizerConfig
 from vqcodec.train.heldout import score
+from vqcodec.train.tokenizer import load_run_tokenizer
 from vqcodec.train.state import has_state, load_state, read_record
 
 
@@ -31,10 +32,7 @@ def load(run: Path) -> tuple[Tokenizer, int]:
         model = Tokenizer(TokenizerConfig.from_dict(record["model"]))
         load_state(run, {"model": model})
         return model.eval(), record["step"]
-    meta = json.loads((run / "tokenizer_ckpt.json").read_text())
-    model = Tokenizer(TokenizerConfig.from_dict(meta["model"]))
-    state = load_file(str(run / "tokenizer_ckpt.safetensors"))
-    model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
+    model, meta = load_run_tokenizer(run)
     return model.eval(), meta["step"]
 
 

@@ -15,6 +15,7 @@ from ..zoo import CONFIG, PRIOR_WEIGHTS, TOKENIZER_WEIGHTS, export_model, model_
 from .checkpoint import load_checkpoint
 from .prior import token_cache_name
 from .quantize import calibration_tiles, quantize_prior
+from .tokenizer import load_run_tokenizer
 
 CALIBRATION_TILES = 256
 
@@ -44,11 +45,9 @@ def files_it_reads(earlier: Path, tokenizer: Tokenizer, prior_cfg: PriorConfig,
 def export_run(run: Path, dst: Path, default_quality: int, reads_files_of: Path | None = None) -> bytes:
     """Write the model of `run` into `dst`. reads_files_of: an earlier model folder whose files the new
     model must decode (the run only retrained the decoder)."""
-    tok_meta = json.loads((run / "tokenizer_ckpt.json").read_text())
     prior_meta = json.loads((run / "prior_ckpt.json").read_text())
-    tokenizer = Tokenizer(TokenizerConfig.from_dict(tok_meta["model"]))
+    tokenizer, tok_meta = load_run_tokenizer(run)
     prior = PriorModel(PriorConfig.from_dict(prior_meta["model"]))
-    load_checkpoint(run / "tokenizer_ckpt", {"model": tokenizer}, {})
     load_checkpoint(run / "prior_ckpt", {"model": prior}, {})
     if not 1 <= default_quality <= tokenizer.cfg.depth:
         raise ValueError(f"default quality must be from 1 to {tokenizer.cfg.depth}")

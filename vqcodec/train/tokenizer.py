@@ -122,6 +122,14 @@ class DeadCodeRestarter(torch.nn.Module):
         return counts
 
 
+def load_run_tokenizer(run: Path) -> tuple[Tokenizer, dict]:
+    """The tokenizer of a run folder's exact checkpoint, and the checkpoint's record."""
+    meta = json.loads((run / "tokenizer_ckpt.json").read_text())
+    tokenizer = Tokenizer(TokenizerConfig.from_dict(meta["model"]))
+    load_checkpoint(run / "tokenizer_ckpt", {"model": tokenizer}, {})
+    return tokenizer, meta
+
+
 def warm_start(model: Tokenizer, folder: Path, new_code_scale: float = 0.1) -> int:
     """Load a model folder's tokenizer weights into a tokenizer of the same layout with at least as many
     quantizer depths and at least as wide a code; returns how many depths came from the folder (the rest
