@@ -18,7 +18,6 @@ from vqcodec.metrics import load_lpips
 from vqcodec.tokenizer import Tokenizer, TokenizerConfig
 from vqcodec.train.heldout import score
 from vqcodec.train.tokenizer import load_run_tokenizer
-from vqcodec.train.state import has_state, load_state, read_record
 
 
 def load(run: Path) -> tuple[Tokenizer, int]:
@@ -27,11 +26,6 @@ def load(run: Path) -> tuple[Tokenizer, int]:
         model = Tokenizer(TokenizerConfig.from_dict(config["tokenizer"]))
         model.load_state_dict({k: v.float() for k, v in load_file(str(run / "tokenizer.safetensors")).items()})
         return model.eval(), config["tokenizer_steps"]
-    if has_state(run):
-        record = read_record(run)
-        model = Tokenizer(TokenizerConfig.from_dict(record["model"]))
-        load_state(run, {"model": model})
-        return model.eval(), record["step"]
     model, meta = load_run_tokenizer(run)
     return model.eval(), meta["step"]
 

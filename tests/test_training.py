@@ -338,3 +338,29 @@ def test_a_gan_branch_of_a_lasting_run_is_set_on_the_command_line(image_folder, 
                                                   "disc_start": 3, "disc_warmup": 1}
     log = [json.loads(line) for line in (state / "log.jsonl").read_text().splitlines()]
     assert "lam" in log[-1] and "d" in log[-2] and "lam" not in log[-2]
+
+
+def test_a_model_ships_from_a_lasting_state(image_folder, tmp_path):
+    """The prior learns the state's grids and export takes the state's tokenizer: no exact checkpoint needed."""
+    from click.testing import CliRunner
+
+    from vqcodec.cli import main
+    from vqcodec.train.export import export_run
+
+    state, run = tmp_path / "state", tmp_path / "prior_run"
+    lasting_run(image_folder, state, stop_after=2)
+    prior_cfg = PriorConfig(codebook_size=16, depth=2, window=4, n_layer=1, n_head=2, n_embd=16)
+    train_prior(PriorTrainConfig(data=str(image_folder), out=str(run), tokenizer=str(state), steps=2, batch=4,
+                                 warmup=1, eval_every=100, holdout=0.5), prior_cfg)
+    assert not (run / "tokenizer_ckpt.json").exists()
+    result = CliRunner().invoke(main, ["train", "export", str(run), str(tmp_path / "model"), "--default-quality", "1",
+                                       "--tokenizer", str(state)])
+    assert result.exit_code == 0, result.output
+    model = vqcodec.load_model(tmp_path / "model")
+    data = vqcodec.compress(Image.open(next(image_folder.glob("*.png"))), model=model)
+    assert vqcodec.decompress(data, model=model).size == (96, 64)
+    lasting_run(image_folder, state, stop_after=2)  # the state trains on: its grids are no longer the prior's
+    with pytest.raises(ValueError, match="another encoder"):
+        export_run(run, tmp_path / "model2", 1, tokenizer_from=state)
+    with pytest.raises(FileNotFoundError, match="holds no tokenizer"):
+        export_run(run, tmp_path / "model3", 1)

@@ -532,11 +532,15 @@ def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, 
               help="Stop with a checkpoint after this much wall time in all (0: no limit).")
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Token tiles per step.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the tile draws and the initialisation.")
-def train_prior_cmd(data, out, steps, minutes, batch, seed) -> None:
+@click.option("--tokenizer", type=click.Path(exists=True, file_okay=False), default=None,
+              help="The folder of the tokenizer whose grids the prior learns: a run folder or a lasting state "
+                   "(e.g. eval/runs/v4; copy it first if it trains on) [default: --run].")
+def train_prior_cmd(data, out, steps, minutes, batch, seed, tokenizer) -> None:
     """Train the transformer prior on token grids of the images under DATA."""
     from .train.prior import PriorTrainConfig, train_prior
 
-    train_prior(PriorTrainConfig(data=data, out=out, steps=steps, minutes=minutes, batch=batch, seed=seed))
+    train_prior(PriorTrainConfig(data=data, out=out, steps=steps, minutes=minutes, batch=batch, seed=seed,
+                                 tokenizer=tokenizer or ""))
 
 
 @train.command("export")
@@ -546,11 +550,14 @@ def train_prior_cmd(data, out, steps, minutes, batch, seed) -> None:
 @click.option("--reads-files-of", type=click.Path(exists=True, file_okay=False), default=None,
               help="An earlier model folder whose files the new model decodes: allowed when the run kept its "
                    "codebooks and prior (a decoder-only run), checked.")
-def export_cmd(run: str, dst: str, default_quality: int, reads_files_of: str | None) -> None:
+@click.option("--tokenizer", type=click.Path(exists=True, file_okay=False), default=None,
+              help="The tokenizer's folder, as given to train prior [default: RUN].")
+def export_cmd(run: str, dst: str, default_quality: int, reads_files_of: str | None, tokenizer: str | None) -> None:
     """Write the model of run folder RUN into the model folder DST (fp16 safetensors + config)."""
     from .train.export import export_run
 
-    identity = export_run(Path(run), Path(dst), default_quality, Path(reads_files_of) if reads_files_of else None)
+    identity = export_run(Path(run), Path(dst), default_quality, Path(reads_files_of) if reads_files_of else None,
+                          Path(tokenizer) if tokenizer else None)
     click.echo(f"{dst}: model {identity[:4].hex()} (sha256 {identity.hex()})")
 
 

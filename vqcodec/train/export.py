@@ -42,11 +42,13 @@ def files_it_reads(earlier: Path, tokenizer: Tokenizer, prior_cfg: PriorConfig,
     return {model_identity(earlier)[:4].hex(): earlier.name, **cfg.get("reads_files_of", {})}
 
 
-def export_run(run: Path, dst: Path, default_quality: int, reads_files_of: Path | None = None) -> bytes:
-    """Write the model of `run` into `dst`. reads_files_of: an earlier model folder whose files the new
-    model must decode (the run only retrained the decoder)."""
+def export_run(run: Path, dst: Path, default_quality: int, reads_files_of: Path | None = None,
+               tokenizer_from: Path | None = None) -> bytes:
+    """Write the model of `run` (its prior, and its tokenizer unless tokenizer_from names the folder that
+    holds it: a run folder or a lasting state) into `dst`. reads_files_of: an earlier model folder whose
+    files the new model must decode (the run only retrained the decoder)."""
     prior_meta = json.loads((run / "prior_ckpt.json").read_text())
-    tokenizer, tok_meta = load_run_tokenizer(run)
+    tokenizer, tok_meta = load_run_tokenizer(tokenizer_from or run)
     prior = PriorModel(PriorConfig.from_dict(prior_meta["model"]))
     load_checkpoint(run / "prior_ckpt", {"model": prior}, {})
     if not 1 <= default_quality <= tokenizer.cfg.depth:

@@ -23,7 +23,7 @@ from ..images import image_files, to_rgb
 @dataclass
 class PriorTrainConfig:
     data: str
-    out: str                  # run folder holding tokenizer_ckpt.*; prior_ckpt.* is written there
+    out: str                  # run folder: prior_ckpt.*, the token cache and the log are written there
     steps: int = 6000
     batch: int = 16
     lr: float = 6e-4
@@ -36,6 +36,7 @@ class PriorTrainConfig:
     minutes: float = 0.0         # end (with a checkpoint) once the run's total wall time passes this
     stop_after: int = 0          # end this run (with a checkpoint) after this many steps; 0 = no limit
     seed: int = 0
+    tokenizer: str = ""          # the tokenizer's folder (a run folder or a lasting state); "": out
 
 
 @torch.no_grad()
@@ -113,7 +114,7 @@ def heldout_bits(prior: PriorModel, grids: list[np.ndarray], window: int) -> dic
 def _prior_data(train_cfg: PriorTrainConfig, out: Path) -> tuple[Tokenizer, str, list[np.ndarray], list[np.ndarray]]:
     """The run's tokenizer, the name of its token cache, and the training and held-out grids (every
     n-th image with its mirror held out)."""
-    tokenizer = load_run_tokenizer(out)[0].eval()
+    tokenizer = load_run_tokenizer(Path(train_cfg.tokenizer or out))[0].eval()
     tokens = token_cache_name(tokenizer)
     grids = token_cache(tokenizer, Path(train_cfg.data), out / tokens)
     every = max(2, round(1 / train_cfg.holdout))
@@ -146,6 +147,7 @@ def _train_step(train_cfg: PriorTrainConfig, prior: PriorModel, opt: torch.optim
 
 def train_prior(train_cfg: PriorTrainConfig, prior_cfg: PriorConfig | None = None) -> Path:
     out = Path(train_cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
     tokenizer, tokens, train_grids, held = _prior_data(train_cfg, out)
     ckpt = out / "prior_ckpt"
     torch.manual_seed(train_cfg.seed)

@@ -1,6 +1,7 @@
 """Train the VQ-GAN tokenizer: L1 + LPIPS + codebook/commitment losses, then a hinge GAN loss (PatchGAN
-on pixels, or heads on frozen AlexNet features) with the adaptive weight once reconstruction has warmed up. Resumable; data-parallel under torchrun
-(DistributedDataParallel: each process draws its own crops, gradients are averaged)."""
+on pixels, or heads on frozen AlexNet features) with the adaptive weight once reconstruction has warmed
+up. Resumable; data-parallel under torchrun (DistributedDataParallel: each process draws its own crops,
+gradients are averaged)."""
 from __future__ import annotations
 
 import json
@@ -123,11 +124,21 @@ class DeadCodeRestarter(torch.nn.Module):
 
 
 def load_run_tokenizer(run: Path) -> tuple[Tokenizer, dict]:
-    """The tokenizer of a run folder's exact checkpoint, and the checkpoint's record."""
-    meta = json.loads((run / "tokenizer_ckpt.json").read_text())
-    tokenizer = Tokenizer(TokenizerConfig.from_dict(meta["model"]))
-    load_checkpoint(run / "tokenizer_ckpt", {"model": tokenizer}, {})
-    return tokenizer, meta
+    """The tokenizer of a run folder's exact checkpoint or, where it has none, of a lasting state
+    (fp16 weights, so what a model folder ships), and that checkpoint's record (step, model, ...)."""
+    run = Path(run)
+    if (run / "tokenizer_ckpt.json").exists():
+        meta = json.loads((run / "tokenizer_ckpt.json").read_text())
+        tokenizer = Tokenizer(TokenizerConfig.from_dict(meta["model"]))
+        load_checkpoint(run / "tokenizer_ckpt", {"model": tokenizer}, {})
+        return tokenizer, meta
+    if lasting.has_state(run):
+        record = lasting.read_record(run)
+        tokenizer = Tokenizer(TokenizerConfig.from_dict(record["model"]))
+        lasting.load_state(run, {"model": tokenizer})
+        return tokenizer, record
+    raise FileNotFoundError(f"{run} holds no tokenizer: neither a run folder's tokenizer_ckpt.json nor a "
+                            f"lasting state's {lasting.STATE}")
 
 
 def warm_start(model: Tokenizer, folder: Path, new_code_scale: float = 0.1) -> int:
