@@ -497,9 +497,8 @@ def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, 
         raise click.UsageError("give --run, --resume or both")
     options = dict(steps=steps, minutes=minutes, stretch_minutes=stretch_minutes, batch=batch, crop=crop, lr=lr,
                    disc_start=disc_start, disc_warmup=disc_warmup, disc_weight=disc_weight,
-                   discriminator=discriminator,
-                   freeze_encoder=freeze_encoder,
-                   init_from=init_from or "", new_code_scale=new_code_scale, ancestor_pixels=ancestor_pixels,
+                   discriminator=discriminator, freeze_encoder=freeze_encoder, init_from=init_from or "",
+                   new_code_scale=new_code_scale, ancestor_pixels=ancestor_pixels,
                    held_out_every=held_out_every, eval_every=eval_every, precision=precision, seed=seed)
     model_cfg = run_cfg = None
     places = dict(data=data, out=out or "", state=state or "")
