@@ -479,7 +479,7 @@ def train() -> None:
 @click.option("--eval-every", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Score the held-out pictures every this many steps into the log and the state (0: never).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
-              help="bf16: the networks under bf16 autocast (fast on GPUs, slow on most CPUs).")
+              help="bf16: the networks under bf16 autocast (fast on GPUs and on CPUs with AMX, slow on other CPUs).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the crops and the initialisation.")
 @click.pass_context
 def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, batch, crop, lr, disc_start,
@@ -534,12 +534,15 @@ def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, 
 @click.option("--tokenizer", type=click.Path(exists=True, file_okay=False), default=None,
               help="The folder of the tokenizer whose grids the prior learns: a run folder or a lasting state "
                    "(e.g. eval/runs/v4; copy it first if it trains on) [default: --run].")
-def train_prior_cmd(data, out, steps, minutes, batch, seed, tokenizer) -> None:
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+              help="bf16: the training steps under bf16 autocast (fast on GPUs and on CPUs with AMX); the "
+                   "held-out bits are measured in fp32.")
+def train_prior_cmd(data, out, steps, minutes, batch, seed, tokenizer, precision) -> None:
     """Train the transformer prior on token grids of the images under DATA."""
     from .train.prior import PriorTrainConfig, train_prior
 
     train_prior(PriorTrainConfig(data=data, out=out, steps=steps, minutes=minutes, batch=batch, seed=seed,
-                                 tokenizer=tokenizer or ""))
+                                 tokenizer=tokenizer or "", precision=precision))
 
 
 @train.command("export")

@@ -37,6 +37,7 @@ class PriorTrainConfig:
     stop_after: int = 0          # end this run (with a checkpoint) after this many steps; 0 = no limit
     seed: int = 0
     tokenizer: str = ""          # the tokenizer's folder (a run folder or a lasting state); "": out
+    precision: str = "fp32"      # "bf16": the training steps under bf16 autocast (GPUs, CPUs with AMX)
 
 
 @torch.no_grad()
@@ -88,10 +89,11 @@ class TileSampler:
         return torch.from_numpy(out)
 
 
-def tile_loss(prior: PriorModel, tiles: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy in nats per index."""
-    logits = prior(tiles)  # (B, T, q, K)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tiles.reshape(-1))
+def tile_loss(prior: PriorModel, tiles: torch.Tensor, bf16: bool = False) -> torch.Tensor:
+    """Mean cross-entropy in nats per index; bf16: the network under bf16 autocast (the loss in fp32)."""
+    with torch.autocast(tiles.device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = prior(tiles)  # (B, T, q, K)
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tiles.reshape(-1))
 
 
 @torch.no_grad()
@@ -137,7 +139,7 @@ def _train_step(train_cfg: PriorTrainConfig, prior: PriorModel, opt: torch.optim
     w = prior.cfg.window
     th, tw = (w, w) if sampler.rng.random() >= train_cfg.edge_tiles else sampler.rng.integers(1, w + 1, 2)
     quality = int(sampler.rng.integers(1, prior.cfg.depth + 1))
-    loss = tile_loss(prior, sampler.batch(train_cfg.batch, int(th), int(tw), quality))
+    loss = tile_loss(prior, sampler.batch(train_cfg.batch, int(th), int(tw), quality), train_cfg.precision == "bf16")
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(prior.parameters(), 1.0)
