@@ -1,7 +1,9 @@
-"""Make the reference .vqc files in bitstreams/vectors/ that do not exist yet with the shipped model, and
-draw every vector's pixels with it. Existing files are kept: later versions of vqcodec must still decode
-them. A file made by an earlier model that the shipped model reads (FORMAT.md, reads_files_of) must
-decode to its recorded grid; only its pixels are redrawn, by the shipped model's decoder.
+"""Make the reference .vqc files in bitstreams/vectors/ that do not exist yet, and draw every vector's
+pixels with the shipped model that decodes it. Existing files are kept: later versions of vqcodec must
+still decode them. Each case (CASES) has a vector made by the default model, or by an earlier model it
+reads (FORMAT.md, reads_files_of); a default model that reads none of a case's vectors adds its own, named
+CASE-MODEL. A file made by an earlier model must decode to its recorded grid; only its pixels are redrawn,
+by the decoder of the shipped model that reads it.
 
     python bitstreams/make_vectors.py
 """
@@ -16,6 +18,7 @@ from skimage import data as skdata
 
 import vqcodec
 from vqcodec.codec import decode_grid
+from vqcodec.zoo import Model, find_model_by_id
 
 HERE = Path(__file__).parent / "vectors"
 
@@ -38,29 +41,46 @@ def grid_sha256(indices: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(indices, dtype="<u2").tobytes()).hexdigest()
 
 
+def decoding_model(data: bytes) -> Model:
+    """The shipped model that decodes a vector (its maker, or a later model that reads its files)."""
+    name = find_model_by_id(vqcodec.bitstream.unpack(data)[0].model_id)
+    if name is None:
+        raise SystemExit("a vector no shipped model decodes: it left with its model (README.md)")
+    return vqcodec.load_model(name)
+
+
 def main() -> None:
     HERE.mkdir(exist_ok=True)
-    model = vqcodec.load_model()
+    default = vqcodec.load_model()
     old = json.loads((HERE / "vectors.json").read_text()) if (HERE / "vectors.json").exists() else {}
+    names = {name: entry.get("case", name) for name, entry in old.items()}
+    for case, (make, quality, coder) in CASES.items():
+        covered = [n for n, c in names.items() if c == case
+                   and default.decodes_files_of(bytes.fromhex(old[n]["model_id"]))]
+        name = case if case not in names else f"{case}-{default.name}"
+        if not covered and not (HERE / f"{name}.vqc").exists():
+            data = vqcodec.compress(make(), quality=quality or default.levels, model=default, coder=coder)
+            (HERE / f"{name}.vqc").write_bytes(data)
+        if not covered:
+            names[name] = case
     record = {}
-    for name, (make, quality, coder) in CASES.items():
-        path = HERE / f"{name}.vqc"
-        if not path.exists():
-            path.write_bytes(vqcodec.compress(make(), quality=quality or model.levels, model=model, coder=coder))
-        data = path.read_bytes()
-        header, grid, _ = decode_grid(data, model)  # ModelMismatch for a file of a model it does not read
+    for name, case in names.items():
+        data = (HERE / f"{name}.vqc").read_bytes()
+        model = decoding_model(data)
+        header, grid, _ = decode_grid(data, model)
         maker = model.name if header.model_id == model.model_id else model.reads_files_of[header.model_id]
         if name in old and old[name]["grid_sha256"] != grid_sha256(grid.indices):
             raise SystemExit(f"{name}: {model.name} decodes another grid than the one recorded")
         image = vqcodec.decompress(data, model=model)
         image.save(HERE / f"{name}.png")
-        record[name] = {"file": path.name, "bytes": len(data), "model": maker, "model_id": header.model_id.hex(),
-                        "quality": header.quality, "coder": header.coder.name.lower(),
-                        "width": header.width, "height": header.height, "grid_sha256": grid_sha256(grid.indices),
-                        "pixels_png": f"{name}.png", "pixels_by": model.name,
+        record[name] = {"case": case, "file": f"{name}.vqc", "bytes": len(data), "model": maker,
+                        "model_id": header.model_id.hex(), "quality": header.quality,
+                        "coder": header.coder.name.lower(), "width": header.width, "height": header.height,
+                        "grid_sha256": grid_sha256(grid.indices), "pixels_png": f"{name}.png",
+                        "pixels_by": model.name,
                         "pixels_sha256": hashlib.sha256(np.asarray(image).tobytes()).hexdigest()}
     (HERE / "vectors.json").write_text(json.dumps(record, indent=1) + "\n")
-    print(f"{len(record)} vectors in {HERE}, pixels drawn by {model.name}")
+    print(f"{len(record)} vectors in {HERE}, pixels drawn by {', '.join(sorted({e['pixels_by'] for e in record.values()}))}")
 
 
 if __name__ == "__main__":

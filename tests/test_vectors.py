@@ -1,5 +1,5 @@
-"""Reference files in bitstreams/vectors/ still decode with the shipped model, also those an earlier model
-it reads made: index grid exactly, pixels within +-1."""
+"""Reference files in bitstreams/vectors/ still decode with the shipped models, also those an earlier model
+that a shipped one reads made: index grid exactly, pixels within +-1."""
 import hashlib
 import json
 from pathlib import Path
@@ -30,12 +30,14 @@ def test_reference_file_decodes_to_its_recorded_grid_and_pixels(name):
     assert np.abs(pixels - reference).max() <= 1
 
 
-def test_vectors_cover_both_coders_every_level_and_several_tile_groups():
-    assert {e["coder"] for e in RECORD.values()} == {"uniform", "prior"}
-    model = vqcodec.load_model()
-    assert {e["quality"] for e in RECORD.values()} == set(range(1, model.levels + 1))
+@pytest.mark.parametrize("model_name", sorted({e["pixels_by"] for e in RECORD.values()} | {vqcodec.load_model().name}))
+def test_vectors_cover_both_coders_every_level_and_several_tile_groups(model_name):
+    entries = [e for e in RECORD.values() if e["pixels_by"] == model_name]
+    assert {e["coder"] for e in entries} == {"uniform", "prior"}
+    model = vqcodec.load_model(model_name)
+    assert {e["quality"] for e in entries} == set(range(1, model.levels + 1))
     f, window = model.downsample, model.prior.cfg.window
-    assert any(len(tile_groups(-(-e["height"] // f), -(-e["width"] // f), window)) > 1 for e in RECORD.values())
+    assert any(len(tile_groups(-(-e["height"] // f), -(-e["width"] // f), window)) > 1 for e in entries)
 
 
 @pytest.mark.parametrize("name", sorted(RECORD))
@@ -43,4 +45,4 @@ def test_info_names_the_model_that_made_a_file_and_the_one_that_decodes_it(name)
     from vqcodec import describe
 
     d = describe((VECTORS / RECORD[name]["file"]).read_bytes())
-    assert (d["made_by"], d["model"]) == (RECORD[name]["model"], vqcodec.load_model().name)
+    assert (d["made_by"], d["model"]) == (RECORD[name]["model"], RECORD[name]["pixels_by"])
