@@ -19,7 +19,7 @@ from .prior import PriorConfig
 from .tokenizer import Tokenizer, TokenizerConfig
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-MODELS = {"vqc-v3": WEIGHTS_DIR / "vqc-v3"}  # shipped models by name
+MODELS = {name: WEIGHTS_DIR / name for name in ("vqc-v4", "vqc-v3")}  # shipped models by name
 # Models that earlier versions shipped, by the 4-byte id their files carry: a file made by one says where
 # its model can be found instead of only that it is unknown.
 RETIRED_MODELS = {bytes.fromhex("42abd8b8"): "vqc-v1, shipped by vqcodec 0.2 (git tag v0.2.0)"}
@@ -119,7 +119,7 @@ _cache: dict[tuple[Path, str, bytes], Model] = {}
 
 
 def load_model(name: str | Path | None = None, device: str = "cpu") -> Model:
-    """A shipped model by name (default: vqc-v3) or a model folder, in float32 on `device`."""
+    """A shipped model by name (default: the newest, DEFAULT_MODEL) or a model folder, in float32 on `device`."""
     label, folder = _resolve(name)
     key = (folder.resolve(), str(device), model_identity(folder))  # a folder written anew is another model
     if key not in _cache:
