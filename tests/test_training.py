@@ -225,8 +225,8 @@ def test_training_reads_pictures_upright_as_the_codec_does(tmp_path):
     assert np.array_equal(CropDataset(tmp_path, crop=32).images[0], shown)
 
 
-def lasting_run(folder, state, stop_after, out="", **changes):
-    train_cfg = TokenizerTrainConfig(data=str(folder), out=str(out), state=str(state), steps=100, batch=2, crop=32,
+def lasting_run(folder, state, stop_after, out="", steps=100, **changes):
+    train_cfg = TokenizerTrainConfig(data=str(folder), out=str(out), state=str(state), steps=steps, batch=2, crop=32,
                                      lpips_weight=0.0, disc_start=1000, restart_every=3, ckpt_every=100,
                                      stop_after=stop_after, ancestor_pixels=5000, log_every=1, **changes)
     return train_tokenizer(train_cfg, TINY)
@@ -361,6 +361,26 @@ def test_a_gan_branch_of_a_lasting_run_is_set_on_the_command_line(image_folder, 
                                                   "disc_start": 3, "disc_warmup": 1}
     log = [json.loads(line) for line in (state / "log.jsonl").read_text().splitlines()]
     assert "lam" in log[-1] and "d" in log[-2] and "lam" not in log[-2]
+
+
+def test_the_learning_rate_falls_to_zero_from_decay_from_to_the_last_step(image_folder, tmp_path):
+    """A stretch that anneals the run: constant until --decay-from, then falling, the same curve whether or
+    not the stretch stops and resumes on the way."""
+    state, steps = tmp_path / "state", 8
+    lasting_run(image_folder, state, stop_after=steps, out=tmp_path / "whole", steps=steps, decay_from=4, warmup=1)
+    whole = [json.loads(line)["lr"] for line in (state / "log.jsonl").read_text().splitlines()]
+    assert whole[:5] == [2e-4] * 5
+    assert all(later < earlier for earlier, later in zip(whole[4:], whole[5:])) and whole[-1] < 0.2 * 2e-4
+    resumed = tmp_path / "resumed"
+    for stop_after in (5, 3):
+        lasting_run(image_folder, resumed, stop_after=stop_after, out=tmp_path / "parts", steps=steps, decay_from=4,
+                    warmup=1)
+    assert [json.loads(line)["lr"] for line in (resumed / "log.jsonl").read_text().splitlines()] == whole
+
+
+def test_a_decay_that_starts_after_the_last_step_is_refused(image_folder, tmp_path):
+    with pytest.raises(ValueError, match="decay_from"):
+        lasting_run(image_folder, tmp_path / "state", stop_after=2, steps=8, decay_from=8)
 
 
 def test_a_model_ships_from_a_lasting_state(image_folder, tmp_path):

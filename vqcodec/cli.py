@@ -453,6 +453,8 @@ def train() -> None:
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Crops per step (per process under torchrun).")
 @click.option("--crop", type=click.IntRange(min=16), default=128, show_default=True, help="Side of the square training crops, in pixels.")
 @click.option("--lr", type=float, default=2e-4, show_default=True, help="Adam learning rate after the warm-up.")
+@click.option("--decay-from", type=click.IntRange(min=0), default=0, show_default=True,
+              help="From this step the learning rate falls along a cosine to 0 at --steps (0: it stays constant).")
 @click.option("--disc-start", type=int, default=2000, show_default=True, help="Step that switches the GAN loss on.")
 @click.option("--disc-warmup", type=int, default=0, show_default=True,
               help="Steps the discriminator trains alone before --disc-start.")
@@ -482,8 +484,8 @@ def train() -> None:
               help="bf16: the networks under bf16 autocast (fast on GPUs and on CPUs with AMX, slow on other CPUs).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the crops and the initialisation.")
 @click.pass_context
-def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, batch, crop, lr, disc_start,
-                        disc_warmup, disc_weight, discriminator, freeze_encoder, depth, code_dim, new_code_scale,
+def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, batch, crop, lr, decay_from,
+                        disc_start, disc_warmup, disc_weight, discriminator, freeze_encoder, depth, code_dim, new_code_scale,
                         init_from, ancestor_pixels, held_out_every, eval_every, precision, seed) -> None:
     """Train the VQ-GAN tokenizer on the images under DATA."""
     from .tokenizer import TokenizerConfig
@@ -496,7 +498,7 @@ def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, 
     if not (out or state):
         raise click.UsageError("give --run, --resume or both")
     options = dict(steps=steps, minutes=minutes, stretch_minutes=stretch_minutes, batch=batch, crop=crop, lr=lr,
-                   disc_start=disc_start, disc_warmup=disc_warmup, disc_weight=disc_weight,
+                   decay_from=decay_from, disc_start=disc_start, disc_warmup=disc_warmup, disc_weight=disc_weight,
                    discriminator=discriminator, freeze_encoder=freeze_encoder, init_from=init_from or "",
                    new_code_scale=new_code_scale, ancestor_pixels=ancestor_pixels,
                    held_out_every=held_out_every, eval_every=eval_every, precision=precision, seed=seed)

@@ -21,6 +21,12 @@ def cosine(step: int, steps: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, step / steps)))
 
 
+def decay(step: int, start: int, end: int) -> float:
+    """1 until step `start`, then a cosine down to 0 at `end` (start 0: no decay). Both are steps of the
+    run, not of a stretch, so a stretch that stops and resumes keeps the same curve."""
+    return 1.0 if not start or step < start else cosine(step - start, end - start)
+
+
 def set_lr(optimizers: list[torch.optim.Optimizer], lr: float) -> None:
     for opt in optimizers:
         for group in opt.param_groups:

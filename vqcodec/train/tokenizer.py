@@ -25,7 +25,7 @@ from .data import CropDataset
 from .heldout import held_out_pictures, score
 from .losses import (FeatureDiscriminator, PatchDiscriminator, adaptive_gan_weight, generator_gan_loss,
                      hinge_d_loss, lpips_features)
-from .loop import RunClock, checkpoint_due, log_line, set_lr, warmup
+from .loop import RunClock, checkpoint_due, decay, log_line, set_lr, warmup
 
 
 @dataclass
@@ -37,6 +37,7 @@ class TokenizerTrainConfig:
     crop: int = 128
     lr: float = 2e-4
     warmup: int = 100
+    decay_from: int = 0          # from this step the learning rate falls (cosine) to 0 at `steps`; 0: constant
     lpips_weight: float = 1.0
     disc_start: int = 2000       # GAN off until reconstruction has converged
     disc_warmup: int = 0         # the discriminator trains alone this many steps before disc_start: a fresh
@@ -405,6 +406,8 @@ def train_tokenizer(train_cfg: TokenizerTrainConfig, model_cfg: TokenizerConfig 
     torchrun every process runs this; rank 0 logs and writes."""
     if not (train_cfg.out or train_cfg.state):
         raise ValueError("a tokenizer run needs a run folder, a lasting state folder, or both")
+    if train_cfg.decay_from and train_cfg.decay_from >= train_cfg.steps:
+        raise ValueError(f"decay_from ({train_cfg.decay_from}) must come before the run's last step ({train_cfg.steps})")
     if train_cfg.discriminator not in DISCRIMINATORS:
         raise ValueError(f"no discriminator {train_cfg.discriminator!r}: one of {', '.join(DISCRIMINATORS)}")
     rank, world, device = distributed.setup()
@@ -430,8 +433,10 @@ def train_tokenizer(train_cfg: TokenizerTrainConfig, model_cfg: TokenizerConfig 
     stretch = Stretch.begin(run, device, world, train_cfg.data, _changes(train_cfg, run_cfg or train_cfg))
     bar = tqdm(total=train_cfg.steps, initial=run.step, desc="tokenizer", disable=rank != 0)
     while run.step < train_cfg.steps:
-        set_lr([run.opt_g, run.opt_d], train_cfg.lr * warmup(run.step - run.warm_restart_step, train_cfg.warmup))
-        stats = _train_step(train_cfg, run, train_model, train_disc, lpips_model, device)
+        lr = (train_cfg.lr * warmup(run.step - run.warm_restart_step, train_cfg.warmup)
+              * decay(run.step, train_cfg.decay_from, train_cfg.steps))
+        set_lr([run.opt_g, run.opt_d], lr)
+        stats = {**_train_step(train_cfg, run, train_model, train_disc, lpips_model, device), "lr": lr}
         run.step += 1
         run.train_pixels += train_cfg.batch * train_cfg.crop ** 2 * world
         if run.step % train_cfg.restart_every == 0 and not train_cfg.freeze_encoder:
