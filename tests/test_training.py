@@ -212,6 +212,37 @@ def test_a_new_decoder_reads_the_files_of_the_model_it_replaces(image_folder, tm
                        load_file(str(tmp_path / "new" / "prior_int8.safetensors")))
 
 
+def test_a_shipped_model_takes_a_new_decoder_and_keeps_its_prior(image_folder, tmp_path):
+    """export-decoder needs no prior run: the shipped model's integer prior and grids are kept as they are."""
+    from click.testing import CliRunner
+
+    from vqcodec.cli import main
+    from vqcodec.codec import decode_grid
+    from vqcodec.train.export import export_decoder, export_run
+
+    run = tmp_path / "run"
+    train_cfg = run_with_prior_and_new_decoder(image_folder, run)
+    export_run(run, tmp_path / "old", 1)
+    train_tokenizer(replace(train_cfg, steps=6), TINY)  # three more decoder-only steps
+    result = CliRunner().invoke(main, ["train", "export-decoder", str(tmp_path / "old"), str(run),
+                                       str(tmp_path / "new")])
+    assert result.exit_code == 0, result.output
+    old, new = vqcodec.load_model(tmp_path / "old"), vqcodec.load_model(tmp_path / "new")
+    prior = "prior_int8.safetensors"
+    assert (tmp_path / "new" / prior).read_bytes() == (tmp_path / "old" / prior).read_bytes()
+    image = Image.open(next(image_folder.glob("*.png")))
+    data = vqcodec.compress(image, model=old)
+    ours = vqcodec.compress(image, model=new)
+    assert len(ours) == len(data)  # the same grid, coded with the same prior
+    np.testing.assert_array_equal(decode_grid(ours, model=new)[1].indices, decode_grid(data, model=old)[1].indices)
+    np.testing.assert_array_equal(decode_grid(data, model=new)[1].indices, decode_grid(data, model=old)[1].indices)
+    assert not np.array_equal(np.asarray(vqcodec.decompress(data, model=new)),
+                              np.asarray(vqcodec.decompress(data, model=old)))
+    train_tokenizer(replace(train_cfg, steps=7, freeze_encoder=False), TINY)
+    with pytest.raises(ValueError, match="not a decoder-only run"):
+        export_decoder(tmp_path / "old", run, tmp_path / "moved")
+
+
 def test_training_reads_pictures_upright_as_the_codec_does(tmp_path):
     from vqcodec.images import to_rgb
     from vqcodec.train.data import CropDataset

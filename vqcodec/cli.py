@@ -565,5 +565,18 @@ def export_cmd(run: str, dst: str, default_quality: int, reads_files_of: str | N
     click.echo(f"{dst}: model {identity[:4].hex()} (sha256 {identity.hex()})")
 
 
+@train.command("export-decoder")
+@click.argument("model", type=click.Path(exists=True, file_okay=False))
+@click.argument("tokenizer", type=click.Path(exists=True, file_okay=False))
+@click.argument("dst")
+def export_decoder_cmd(model: str, tokenizer: str, dst: str) -> None:
+    """Write model folder MODEL into DST with the decoder of TOKENIZER (a run folder or lasting state that
+    trained MODEL's decoder only): same grids, same prior, and DST decodes MODEL's files."""
+    from .train.export import export_decoder
+
+    identity = export_decoder(Path(model), Path(tokenizer), Path(dst))
+    click.echo(f"{dst}: model {identity[:4].hex()} (sha256 {identity.hex()}), reads the files of {model}")
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -69,3 +69,24 @@ def export_run(run: Path, dst: Path, default_quality: int, reads_files_of: Path 
     if reads_files_of is not None:
         extra["reads_files_of"] = files_it_reads(Path(reads_files_of), tokenizer, prior.cfg, tensors)
     return export_model(dst, tokenizer, prior.cfg, tensors, extra)
+
+
+def export_decoder(earlier: Path, tokenizer_from: Path, dst: Path) -> bytes:
+    """Write the model folder `earlier` into `dst` with the decoder of tokenizer_from (a run folder or a
+    lasting state that trained earlier's decoder only). The encoder, codebooks and integer prior are kept
+    as they are, so the new model makes earlier's token grids, its prior still fits them, and it decodes
+    earlier's files; raises where the encoder or codebooks moved."""
+    cfg = json.loads((earlier / CONFIG).read_text())
+    tokenizer, tok_meta = load_run_tokenizer(tokenizer_from)
+    if cfg["tokenizer"] != _as_json(tokenizer.cfg):
+        raise ValueError(f"the tokenizer of {tokenizer_from} is not laid out as {earlier}'s")
+    shipped, trained = load_file(str(earlier / TOKENIZER_WEIGHTS)), tokenizer.state_dict()
+    moved = [k for k in shipped if not k.startswith("decoder.") and not torch.equal(shipped[k], trained[k].half())]
+    if moved:
+        raise ValueError(f"{tokenizer_from} is not a decoder-only run of {earlier}: {', '.join(moved[:3])} "
+                         f"and {max(0, len(moved) - 3)} more differ, so its token grids are not the prior's")
+    prior_cfg, prior_tensors = PriorConfig.from_dict(cfg["prior"]), load_file(str(earlier / PRIOR_WEIGHTS))
+    extra = {k: v for k, v in cfg.items() if k not in ("tokenizer", "prior")}
+    extra.update(tokenizer_steps=tok_meta["step"],
+                 reads_files_of=files_it_reads(earlier, tokenizer, prior_cfg, prior_tensors))
+    return export_model(dst, tokenizer, prior_cfg, prior_tensors, extra)
