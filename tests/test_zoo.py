@@ -22,6 +22,13 @@ def test_unknown_model_name_is_a_clear_error(tmp_path):
         vqcodec.load_model(tmp_path)  # a folder without the model's files
 
 
+def test_a_shipped_model_with_a_missing_file_says_the_installation_is_incomplete(shipped_copy, monkeypatch):
+    (shipped_copy / CONFIG).unlink()
+    monkeypatch.setitem(MODELS, "broken", shipped_copy)
+    with pytest.raises(vqcodec.ModelNotFound, match="lacks config.json.*reinstall"):
+        vqcodec.load_model("broken")
+
+
 def test_a_model_is_its_files(model, shipped_copy):
     assert vqcodec.load_model(shipped_copy).model_id == model.model_id
     for name in FILES:

@@ -107,12 +107,15 @@ def model_identity(folder: Path) -> bytes:
 
 def _resolve(name: str | Path | None) -> tuple[str, Path]:
     name = DEFAULT_MODEL if name is None else name
-    if str(name) in MODELS:
-        return str(name), MODELS[str(name)]
-    folder = Path(name)
-    if not all((folder / f).is_file() for f in FILES):
+    shipped = str(name) in MODELS
+    label, folder = (str(name), MODELS[str(name)]) if shipped else (Path(name).name, Path(name))
+    missing = [f for f in FILES if not (folder / f).is_file()]
+    if missing and shipped:
+        raise ModelNotFound(f"the shipped model '{name}' lacks {', '.join(missing)} in {folder}: "
+                            "the installation is incomplete (reinstall vqcodec)")
+    if missing:
         raise ModelNotFound(f"no model '{name}': give one of {', '.join(MODELS)} or a folder with {', '.join(FILES)}")
-    return folder.name, folder
+    return label, folder
 
 
 _cache: dict[tuple[Path, str, bytes], Model] = {}
