@@ -485,8 +485,9 @@ def train() -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the crops and the initialisation.")
 @click.pass_context
 def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, batch, crop, lr, decay_from,
-                        disc_start, disc_warmup, disc_weight, discriminator, freeze_encoder, depth, code_dim, new_code_scale,
-                        init_from, ancestor_pixels, held_out_every, eval_every, precision, seed) -> None:
+                        disc_start, disc_warmup, disc_weight, discriminator, freeze_encoder, depth, code_dim,
+                        new_code_scale, init_from, ancestor_pixels, held_out_every, eval_every, precision,
+                        seed) -> None:
     """Train the VQ-GAN tokenizer on the images under DATA."""
     from .tokenizer import TokenizerConfig
     need_extra("train", "lpips")

@@ -83,8 +83,8 @@ def export_decoder(earlier: Path, tokenizer_from: Path, dst: Path) -> bytes:
     shipped, trained = load_file(str(earlier / TOKENIZER_WEIGHTS)), tokenizer.state_dict()
     moved = [k for k in shipped if not k.startswith("decoder.") and not torch.equal(shipped[k], trained[k].half())]
     if moved:
-        raise ValueError(f"{tokenizer_from} is not a decoder-only run of {earlier}: {', '.join(moved[:3])} "
-                         f"and {max(0, len(moved) - 3)} more differ, so its token grids are not the prior's")
+        raise ValueError(f"{tokenizer_from} is not a decoder-only run of {earlier}: {len(moved)} encoder or "
+                         f"codebook tensors differ (the first: {moved[0]}), so its token grids are not the prior's")
     prior_cfg, prior_tensors = PriorConfig.from_dict(cfg["prior"]), load_file(str(earlier / PRIOR_WEIGHTS))
     extra = {k: v for k, v in cfg.items() if k not in ("tokenizer", "prior")}
     extra.update(tokenizer_steps=tok_meta["step"],
