@@ -34,3 +34,11 @@ def test_the_baseline_is_read_at_the_candidates_rate_in_log_bpp():
 def test_a_level_passes_only_with_both_metrics_no_worse_and_one_by_the_margin(psnr, lpips, passes):
     # the baseline at 0.04 bpp: PSNR 21.5, LPIPS 0.31
     assert kodak_gate.gate([level(0.04, psnr, lpips)], BASELINE)[0]["passes"] is passes
+
+
+@pytest.mark.parametrize("ms_ssim, passes", [(0.755, False), (0.76, True), (0.77, True)])
+def test_the_strict_gate_also_needs_ms_ssim_no_worse(ms_ssim, passes):
+    # the baseline at 0.04 bpp: MS-SSIM 0.76; PSNR and LPIPS pass on their own
+    candidate = dict(level(0.04, 21.5, 0.29), ms_ssim=ms_ssim)
+    assert kodak_gate.gate([candidate], BASELINE)[0]["passes"] is True
+    assert kodak_gate.gate([candidate], BASELINE, strict=True)[0]["passes"] is passes
