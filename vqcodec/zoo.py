@@ -19,7 +19,7 @@ from .prior import PriorConfig
 from .tokenizer import Tokenizer, TokenizerConfig
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-MODELS = {name: WEIGHTS_DIR / name for name in ("vqc-v4", "vqc-v3")}  # shipped models by name
+MODELS = {name: WEIGHTS_DIR / name for name in ("vqc-v5", "vqc-v4", "vqc-v3")}  # shipped models by name
 # Models that earlier versions shipped, by the 4-byte id their files carry: a file made by one says where
 # its model can be found instead of only that it is unknown.
 RETIRED_MODELS = {bytes.fromhex("42abd8b8"): "vqc-v1, shipped by vqcodec 0.2 (git tag v0.2.0)"}
