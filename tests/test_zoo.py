@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 import vqcodec
-from vqcodec.zoo import CONFIG, DEFAULT_MODEL, FILES, MODELS, find_model_by_id, model_identity
+from vqcodec.zoo import CONFIG, DEFAULT_MODEL, FILES, MODELS, PRIOR_WEIGHTS, find_model_by_id, model_identity
 
 
 @pytest.fixture
@@ -27,6 +27,25 @@ def test_a_shipped_model_with_a_missing_file_says_the_installation_is_incomplete
     monkeypatch.setitem(MODELS, "broken", shipped_copy)
     with pytest.raises(vqcodec.ModelNotFound, match="lacks config.json.*reinstall"):
         vqcodec.load_model("broken")
+
+
+@pytest.mark.parametrize("damage", ["config not json", "config not an object", "config of another shape",
+                                    "weights cut short"])
+def test_a_damaged_model_folder_is_a_clear_one_line_error(shipped_copy, damage):
+    cfg = json.loads((shipped_copy / CONFIG).read_text())
+    if damage == "config not json":
+        (shipped_copy / CONFIG).write_text("{not json")
+    elif damage == "config not an object":
+        (shipped_copy / CONFIG).write_text("[1]")
+    elif damage == "config of another shape":
+        cfg["tokenizer"]["code_dim"] //= 2
+        (shipped_copy / CONFIG).write_text(json.dumps(cfg))
+    else:
+        weights = shipped_copy / PRIOR_WEIGHTS
+        weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(vqcodec.ModelNotFound, match=r"'copy' .* cannot be read .*export it again") as e:
+        vqcodec.load_model(shipped_copy)
+    assert "\n" not in str(e.value) and len(str(e.value)) < 400
 
 
 def test_a_model_is_its_files(model, shipped_copy):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .defaults import DEFAULT_MODEL
@@ -124,17 +125,27 @@ _cache: dict[tuple[Path, str, bytes], Model] = {}
 def load_model(name: str | Path | None = None, device: str = "cpu") -> Model:
     """A shipped model by name (default: the newest, DEFAULT_MODEL) or a model folder, in float32 on `device`."""
     label, folder = _resolve(name)
-    key = (folder.resolve(), str(device), model_identity(folder))  # a folder written anew is another model
-    if key not in _cache:
-        cfg = json.loads((folder / CONFIG).read_text())
-        tokenizer = Tokenizer(TokenizerConfig.from_dict(cfg["tokenizer"]))
-        tokenizer.load_state_dict({k: v.float() for k, v in load_file(str(folder / TOKENIZER_WEIGHTS)).items()})
-        tokenizer.eval().requires_grad_(False)
-        prior = IntPrior(PriorConfig.from_dict(cfg["prior"]), load_file(str(folder / PRIOR_WEIGHTS)))
-        reads = {bytes.fromhex(k): v for k, v in cfg.get("reads_files_of", {}).items()}
-        _cache[key] = Model(label, tokenizer, prior, model_identity(folder),
-                            cfg.get("default_quality", 1), reads).to(device)
+    try:
+        key = (folder.resolve(), str(device), model_identity(folder))  # a folder written anew is another model
+        if key not in _cache:
+            _cache[key] = _read_model(label, folder).to(device)
+    except (AttributeError, KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as e:
+        # a damaged or foreign folder: say so in one line, not somewhere deep inside torch
+        fix = "reinstall vqcodec" if str(name) in MODELS else "export it again (vqcodec train export)"
+        why = " ".join(line.strip() for line in str(e).splitlines())
+        why = why if len(why) <= 200 else why[:200] + "…"
+        raise ModelNotFound(f"model '{label}' in {folder} cannot be read ({type(e).__name__}: {why}); {fix}") from None
     return _cache[key]
+
+
+def _read_model(label: str, folder: Path) -> Model:
+    cfg = json.loads((folder / CONFIG).read_text())
+    tokenizer = Tokenizer(TokenizerConfig.from_dict(cfg["tokenizer"]))
+    tokenizer.load_state_dict({k: v.float() for k, v in load_file(str(folder / TOKENIZER_WEIGHTS)).items()})
+    tokenizer.eval().requires_grad_(False)
+    prior = IntPrior(PriorConfig.from_dict(cfg["prior"]), load_file(str(folder / PRIOR_WEIGHTS)))
+    reads = {bytes.fromhex(k): v for k, v in cfg.get("reads_files_of", {}).items()}
+    return Model(label, tokenizer, prior, model_identity(folder), cfg.get("default_quality", 1), reads)
 
 
 def resolve_model(model: "Model | str | Path | None", device: str = "cpu") -> Model:
