@@ -44,6 +44,18 @@ def state_bytes(modules: dict[str, torch.nn.Module]) -> dict[str, int]:
     return {name: sum(v.numel() * v.element_size() for v in _half(m).values()) for name, m in modules.items()}
 
 
+def resume_source(ckpt: Path, state: str) -> str:
+    """Which of a run's checkpoints to resume: "exact" (ckpt.json/.safetensors in its scratch folder),
+    "state" (a warm restart from the lasting state) or "" (a new run). The exact checkpoint wins unless
+    the lasting state has moved past it."""
+    exact = Path(ckpt).with_suffix(".json").exists()
+    kept = bool(state) and has_state(Path(state))
+    if exact and (not kept or json.loads(Path(ckpt).with_suffix(".json").read_text())["step"]
+                  >= read_record(Path(state))["step"]):
+        return "exact"
+    return "state" if kept else ""
+
+
 def save_state(folder: Path, modules: dict[str, torch.nn.Module], record: dict) -> None:
     """Write each module's weights as NAME.safetensors in fp16 (integer buffers as they are), then the
     record, each atomically: a state.json never describes weights newer than the files beside it. Files

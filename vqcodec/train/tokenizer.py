@@ -221,23 +221,12 @@ class TokenizerRun:
         return {"g": self.opt_g, "d": self.opt_d}
 
 
-def _resume_from(ckpt: Path, state: str) -> str:
-    """Which of the run's checkpoints to resume: "exact", "state" (a warm restart) or "" (a new run).
-    The exact checkpoint wins unless the lasting state has moved past it."""
-    exact = ckpt.with_suffix(".json").exists()
-    kept = bool(state) and lasting.has_state(Path(state))
-    if exact and (not kept or json.loads(ckpt.with_suffix(".json").read_text())["step"]
-                  >= lasting.read_record(Path(state))["step"]):
-        return "exact"
-    return "state" if kept else ""
-
-
 def _start_run(train_cfg: TokenizerTrainConfig, model_cfg: TokenizerConfig | None, ckpt: Path, rank: int, world: int,
                device: torch.device) -> TokenizerRun:
     """Resume the run from its exact checkpoint or its lasting state, or start it (from a model folder,
     k-means codebooks)."""
     torch.manual_seed(train_cfg.seed)  # the same on every rank: quality draws and restart picks agree
-    source = _resume_from(ckpt, train_cfg.state)
+    source = lasting.resume_source(ckpt, train_cfg.state)
     if source == "exact":
         model_cfg = TokenizerConfig.from_dict(json.loads(ckpt.with_suffix(".json").read_text())["model"])
     elif source == "state":
