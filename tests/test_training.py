@@ -438,3 +438,53 @@ def test_a_model_ships_from_a_lasting_state(image_folder, tmp_path):
         export_run(run, tmp_path / "model2", 1, tokenizer_from=state)
     with pytest.raises(FileNotFoundError, match="holds no tokenizer"):
         export_run(run, tmp_path / "model3", 1)
+
+
+def test_a_prior_lives_on_in_its_lasting_state(image_folder, tmp_path):
+    """A prior's state carries it to a fresh machine (a new run folder): it goes on from its step and its
+    weights, and refuses the grids of another encoder."""
+    from vqcodec.train.state import read_record
+
+    state, prior_state = tmp_path / "state", tmp_path / "prior_state"
+    lasting_run(image_folder, state, stop_after=2)
+    prior_cfg = PriorConfig(codebook_size=16, depth=2, window=4, n_layer=1, n_head=2, n_embd=16)
+
+    def prior_run(run, stop_after=0):
+        return train_prior(PriorTrainConfig(data=str(image_folder), out=str(tmp_path / run), tokenizer=str(state),
+                                            state=str(prior_state), steps=6, batch=4, lr=1e-2, warmup=1,
+                                            eval_every=3, ckpt_every=100, holdout=0.5, stop_after=stop_after),
+                           prior_cfg)
+
+    prior_run("first_machine", stop_after=3)
+    first = read_record(prior_state)
+    saved = load_file(str(prior_state / "prior.safetensors"))
+    assert first["step"] == 3 and all(v.dtype == torch.float16 for v in saved.values() if v.is_floating_point())
+    assert PriorConfig.from_dict(first["model"]) == prior_cfg
+    ckpt = prior_run("second_machine")
+    log = [json.loads(line) for line in (tmp_path / "second_machine" / "prior_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [4, 5, 6]  # it went on from step 3, not from 0
+    assert read_record(prior_state)["step"] == 6 and read_record(prior_state)["warm_restart_step"] == 3
+    assert json.loads(ckpt.with_suffix(".json").read_text())["step"] == 6
+    lasting_run(image_folder, state, stop_after=2)  # the encoder moves on: its grids are new
+    with pytest.raises(ValueError, match="another encoder"):
+        prior_run("third_machine")
+
+
+def test_a_priors_warm_restart_starts_from_the_states_weights(image_folder, tmp_path):
+    from vqcodec.train import prior as prior_training
+
+    state, prior_state = tmp_path / "state", tmp_path / "prior_state"
+    lasting_run(image_folder, state, stop_after=2)
+    prior_cfg = PriorConfig(codebook_size=16, depth=2, window=4, n_layer=1, n_head=2, n_embd=16)
+    cfg = PriorTrainConfig(data=str(image_folder), out=str(tmp_path / "a"), tokenizer=str(state),
+                           state=str(prior_state), steps=6, batch=4, warmup=1, eval_every=100, holdout=0.5,
+                           stop_after=2)
+    train_prior(cfg, prior_cfg)
+    fresh = replace(cfg, out=str(tmp_path / "b"))
+    (tmp_path / "b").mkdir()
+    tokenizer, tokens, grids, _ = prior_training._prior_data(fresh, tmp_path / "b")
+    prior, _, _, where = prior_training._start(fresh, None, tokenizer, tokens, tmp_path / "b" / "prior_ckpt", grids)
+    saved = load_file(str(prior_state / "prior.safetensors"))
+    for k, v in prior.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), saved[k].to(v.dtype).numpy(), err_msg=k)
+    assert where == {"step": 2, "wall_seconds": where["wall_seconds"], "warm_restart_step": 2}

@@ -540,12 +540,16 @@ def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, 
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="bf16: the training steps under bf16 autocast (fast on GPUs and on CPUs with AMX); the "
                    "held-out bits are measured in fp32.")
-def train_prior_cmd(data, out, steps, minutes, batch, seed, tokenizer, precision) -> None:
+@click.option("--resume", "state", type=click.Path(file_okay=False), default=None,
+              help="The prior's lasting state (e.g. eval/runs/v4-prior): fp16 weights + state.json, written with "
+                   "every checkpoint and resumed (a warm restart) when newer than --run's; refused for the "
+                   "grids of another encoder.")
+def train_prior_cmd(data, out, steps, minutes, batch, seed, tokenizer, precision, state) -> None:
     """Train the transformer prior on token grids of the images under DATA."""
     from .train.prior import PriorTrainConfig, train_prior
 
     train_prior(PriorTrainConfig(data=data, out=out, steps=steps, minutes=minutes, batch=batch, seed=seed,
-                                 tokenizer=tokenizer or "", precision=precision))
+                                 tokenizer=tokenizer or "", precision=precision, state=state or ""))
 
 
 @train.command("export")

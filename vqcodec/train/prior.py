@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from ..prior import PriorConfig, PriorModel
 from ..tokenizer import Tokenizer, to_unit_range
+from . import state as lasting
 from .checkpoint import load_checkpoint, save_checkpoint
 from .loop import RunClock, checkpoint_due, cosine, log_line, set_lr, warmup
 from .tokenizer import load_run_tokenizer
@@ -38,6 +39,8 @@ class PriorTrainConfig:
     seed: int = 0
     tokenizer: str = ""          # the tokenizer's folder (a run folder or a lasting state); "": out
     precision: str = "fp32"      # "bf16": the training steps under bf16 autocast (GPUs, CPUs with AMX)
+    state: str = ""              # the run's lasting state (state.py: fp16 weights + state.json), written
+                                 # with every checkpoint; resumed (a warm restart) when newer than out's
 
 
 @torch.no_grad()
@@ -147,28 +150,50 @@ def _train_step(train_cfg: PriorTrainConfig, prior: PriorModel, opt: torch.optim
     return quality, loss.item()
 
 
+def _start(train_cfg: PriorTrainConfig, prior_cfg: PriorConfig | None, tokenizer: Tokenizer, tokens: str,
+           ckpt: Path, sampler_grids: list[np.ndarray]) -> tuple[PriorModel, torch.optim.Optimizer, TileSampler, dict]:
+    """The prior, its optimizer and tile sampler, resumed from the exact checkpoint, from the lasting
+    state (fresh AdamW moments, the warm-up again, fresh tile draws) or new; and where it stands:
+    step, wall_seconds, warm_restart_step."""
+    source = lasting.resume_source(ckpt, train_cfg.state)
+    record = lasting.read_record(Path(train_cfg.state)) if source == "state" else {}
+    if source == "exact":
+        prior_cfg = PriorConfig.from_dict(json.loads(ckpt.with_suffix(".json").read_text())["model"])
+    elif source == "state":
+        if record["tokens"] != tokens:
+            raise ValueError(f"the prior's state {train_cfg.state} learnt the grids of another encoder "
+                             f"({record['tokens']}, not {tokens}): give it the tokenizer it was trained on")
+        prior_cfg = PriorConfig.from_dict(record["model"])
+    prior_cfg = prior_cfg or PriorConfig(codebook_size=tokenizer.cfg.codebook_size, depth=tokenizer.cfg.depth)
+    prior = PriorModel(prior_cfg)
+    opt = _optimizer(prior, train_cfg)
+    sampler = TileSampler(sampler_grids, prior_cfg.window, train_cfg.seed)
+    where = {"step": 0, "wall_seconds": 0.0, "warm_restart_step": 0}
+    if source == "exact":
+        meta = load_checkpoint(ckpt, {"model": prior}, {"opt": opt})
+        sampler.rng.bit_generator.state = meta["data_rng"]
+        where = {k: meta.get(k, 0) for k in where}
+    elif source == "state":
+        lasting.load_state(Path(train_cfg.state), {"prior": prior})
+        where = {"step": record["step"], "wall_seconds": record["wall_seconds"], "warm_restart_step": record["step"]}
+        sampler.rng = np.random.default_rng([train_cfg.seed, record["step"]])
+    return prior, opt, sampler, where
+
+
 def train_prior(train_cfg: PriorTrainConfig, prior_cfg: PriorConfig | None = None) -> Path:
     out = Path(train_cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer, tokens, train_grids, held = _prior_data(train_cfg, out)
     ckpt = out / "prior_ckpt"
     torch.manual_seed(train_cfg.seed)
-    if ckpt.with_suffix(".json").exists():
-        prior_cfg = PriorConfig.from_dict(json.loads(ckpt.with_suffix(".json").read_text())["model"])
-    prior_cfg = prior_cfg or PriorConfig(codebook_size=tokenizer.cfg.codebook_size, depth=tokenizer.cfg.depth)
-    prior = PriorModel(prior_cfg)
-    opt = _optimizer(prior, train_cfg)
-    sampler = TileSampler(train_grids, prior_cfg.window, train_cfg.seed)
-    step, wall = 0, 0.0
-    if ckpt.with_suffix(".json").exists():
-        meta = load_checkpoint(ckpt, {"model": prior}, {"opt": opt})
-        step, wall = meta["step"], meta["wall_seconds"]
-        sampler.rng.bit_generator.state = meta["data_rng"]
-    clock = RunClock.resumed(step, wall, train_cfg.minutes, train_cfg.stop_after)
+    prior, opt, sampler, where = _start(train_cfg, prior_cfg, tokenizer, tokens, ckpt, train_grids)
+    prior_cfg, step = prior.cfg, where["step"]
+    clock = RunClock.resumed(step, where["wall_seconds"], train_cfg.minutes, train_cfg.stop_after)
     bar = tqdm(total=train_cfg.steps, initial=step, desc="prior")
     held_bits: dict = {}
     while step < train_cfg.steps:
-        lr = train_cfg.lr * warmup(step, train_cfg.warmup) * cosine(step, train_cfg.steps)
+        lr = (train_cfg.lr * warmup(step - where["warm_restart_step"], train_cfg.warmup)
+              * cosine(step, train_cfg.steps))
         set_lr([opt], lr)
         quality, loss = _train_step(train_cfg, prior, opt, sampler)
         step += 1
@@ -181,10 +206,12 @@ def train_prior(train_cfg: PriorTrainConfig, prior_cfg: PriorConfig | None = Non
             record["heldout_bits"] = held_bits
         log_line(out / "prior_log.jsonl", record)
         if checkpoint_due(step, train_cfg.ckpt_every, train_cfg.steps, stopping):
-            save_checkpoint(ckpt, {"model": prior}, {"opt": opt},
-                            {"step": step, "wall_seconds": clock.seconds(), "model": prior_cfg.to_dict(),
-                             "train": asdict(train_cfg), "data_rng": sampler.rng.bit_generator.state,
-                             "heldout_bits": held_bits, "tokens": tokens})
+            meta = {"step": step, "wall_seconds": clock.seconds(), "model": prior_cfg.to_dict(),
+                    "train": asdict(train_cfg), "heldout_bits": held_bits, "tokens": tokens,
+                    "warm_restart_step": where["warm_restart_step"]}
+            save_checkpoint(ckpt, {"model": prior}, {"opt": opt}, {**meta, "data_rng": sampler.rng.bit_generator.state})
+            if train_cfg.state:
+                lasting.save_state(Path(train_cfg.state), {"prior": prior}, meta)
         if stopping:
             break
     bar.close()
