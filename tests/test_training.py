@@ -465,6 +465,16 @@ def test_a_prior_lives_on_in_its_lasting_state(image_folder, tmp_path):
     assert [r["step"] for r in log] == [4, 5, 6]  # it went on from step 3, not from 0
     assert read_record(prior_state)["step"] == 6 and read_record(prior_state)["warm_restart_step"] == 3
     assert json.loads(ckpt.with_suffix(".json").read_text())["step"] == 6
+    # a finished state on yet another machine trains no step, and gives a run folder export takes
+    from vqcodec.train.export import export_run
+
+    finished = prior_run("export_machine")
+    assert json.loads(finished.with_suffix(".json").read_text())["step"] == 6
+    assert not (tmp_path / "export_machine" / "prior_log.jsonl").exists()
+    export_run(tmp_path / "export_machine", tmp_path / "model", 1, tokenizer_from=state)
+    model = vqcodec.load_model(tmp_path / "model")
+    data = vqcodec.compress(Image.open(next(image_folder.glob("*.png"))), model=model)
+    assert vqcodec.decompress(data, model=model).size == (96, 64)
     lasting_run(image_folder, state, stop_after=2)  # the encoder moves on: its grids are new
     with pytest.raises(ValueError, match="another encoder"):
         prior_run("third_machine")

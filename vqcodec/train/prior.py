@@ -215,4 +215,8 @@ def train_prior(train_cfg: PriorTrainConfig, prior_cfg: PriorConfig | None = Non
         if stopping:
             break
     bar.close()
+    if not ckpt.with_suffix(".json").exists():  # a finished state resumed: the run folder still gets its checkpoint
+        meta = {**lasting.read_record(Path(train_cfg.state)), "train": asdict(train_cfg),
+                "data_rng": sampler.rng.bit_generator.state}
+        save_checkpoint(ckpt, {"model": prior}, {"opt": opt}, meta)
     return ckpt
