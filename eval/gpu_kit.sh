@@ -5,7 +5,7 @@
 #   eval/gpu_kit.sh ../shared/data/train [eval/gpu_kit] [MEGABYTES of crops]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-train=$1 kit=${2:-eval/gpu_kit} megabytes=${3:-6}
+train=$1 kit=${2:-eval/gpu_kit} megabytes=${3:-32}
 python eval/pack_crops.py "$train" "$kit/crops" --megabytes "$megabytes"
 mkdir -p "$kit/wheels"
 python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \

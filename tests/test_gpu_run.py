@@ -33,7 +33,7 @@ def test_the_gpu_script_resumes_a_state_on_the_cpu_and_leaves_one_that_resumes(t
     for name in ("astronaut", "coffee", "chelsea"):
         Image.fromarray(getattr(skdata, name)()).resize((96, 64)).save(folder / f"{name}.png")
     state = tmp_path / "state"
-    train_tokenizer(TokenizerTrainConfig(data=str(folder), out="", state=str(state), steps=1000, batch=2, crop=32,
+    train_tokenizer(TokenizerTrainConfig(data=str(folder), out="", state=str(state), steps=10 ** 6, batch=2, crop=32,
                                          lpips_weight=0.0, disc_start=10 ** 6, stop_after=2, eval_every=0), TINY)
     kit = tmp_path / "kit"
     (kit / "crops").mkdir(parents=True)
@@ -42,7 +42,8 @@ def test_the_gpu_script_resumes_a_state_on_the_cpu_and_leaves_one_that_resumes(t
     for k in range(2):
         out = tmp_path / f"out{k}"
         result = subprocess.run(["bash", str(ROOT / "eval" / "gpu_run.sh"), str(out), "--device", "cpu",
-                                 "--minutes", "0.35", "--state", str(state), "--kit", str(kit), "--batch", "2"],
+                                 "--minutes", "0.7", "--state", str(state), "--kit", str(kit), "--batch", "2",
+                                 "--anneal", "0.1"],
                                 capture_output=True, text=True, timeout=300,
                                 env={**os.environ, "TQDM_DISABLE": "1",
                                      "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
@@ -51,7 +52,10 @@ def test_the_gpu_script_resumes_a_state_on_the_cpu_and_leaves_one_that_resumes(t
         assert len(files) <= 8 and all(p.stat().st_size <= 16 * 2 ** 20 for p in files)
         record = json.loads((out / "state" / "state.json").read_text())
         assert record["train"]["batch"] == 2 and record["train"]["data"] == str(folder)  # the run's own config
-        assert record["stretches"][-1]["changes"] == {}  # batch 2 and no scoring: as the run was set up
+        first, anneal = record["stretches"][-2:]
+        assert first["changes"] == {}  # batch 2 and no scoring: as the run was set up
+        assert anneal["from_step"] == first["to_step"] < anneal["to_step"] == record["step"]
+        assert anneal["changes"]["decay_from"] == first["to_step"]  # the learning rate fell to 0 at its last step
         steps.append(record["step"])
         state = out / "state"  # the next stretch resumes what this one wrote
     assert 2 < steps[0] < steps[1]
