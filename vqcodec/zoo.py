@@ -20,10 +20,11 @@ from .prior import PriorConfig
 from .tokenizer import Tokenizer, TokenizerConfig
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-MODELS = {name: WEIGHTS_DIR / name for name in ("vqc-v5", "vqc-v4", "vqc-v3")}  # shipped models by name
+MODELS = {name: WEIGHTS_DIR / name for name in ("vqc-v6", "vqc-v5", "vqc-v3")}  # shipped models by name
 # Models that earlier versions shipped, by the 4-byte id their files carry: a file made by one says where
 # its model can be found instead of only that it is unknown.
-RETIRED_MODELS = {bytes.fromhex("42abd8b8"): "vqc-v1, shipped by vqcodec 0.2 (git tag v0.2.0)"}
+RETIRED_MODELS = {bytes.fromhex("42abd8b8"): "vqc-v1, shipped by vqcodec 0.2 (git tag v0.2.0)",
+                  bytes.fromhex("ddd8affd"): "vqc-v4, shipped by vqcodec 0.8 and 0.9"}
 CONFIG, TOKENIZER_WEIGHTS, PRIOR_WEIGHTS = FILES = ("config.json", "tokenizer.safetensors", "prior_int8.safetensors")
 
 
