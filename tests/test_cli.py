@@ -282,3 +282,18 @@ def test_dash_reads_stdin_and_writes_stdout(tmp_path, photo_png):
     assert Image.open(io.BytesIO(r.stdout_bytes)).size == (128, 96)
     r = CliRunner().invoke(main, ["compress", "-", tmp_path / "x.vqc"], input=b"not an image")
     assert_clean_failure(r)
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly(tmp_path, astronaut):
+    import subprocess
+    import sys
+    vqc = tmp_path / "a.vqc"
+    Image.fromarray(astronaut).save(tmp_path / "a.png")
+    assert run("compress", tmp_path / "a.png", vqc, "--quality", 1).exit_code == 0
+    # The PNG is larger than a pipe's buffer, so decompress is still writing when the reader goes (`| head`).
+    p = subprocess.Popen([sys.executable, "-m", "vqcodec", "decompress", str(vqc), "-"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout.read(8) == b"\x89PNG\r\n\x1a\n"
+    p.stdout.close()
+    stderr = p.stderr.read()
+    assert p.wait(timeout=120) == 1 and stderr == b""

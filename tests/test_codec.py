@@ -161,6 +161,9 @@ def test_file_from_a_retired_model_says_where_to_find_it(model, small_photo, tmp
     data = vqcodec.compress(small_photo, quality=1, model=retired)
     with pytest.raises(vqcodec.ModelMismatch, match="old-model, shipped by vqcodec 0.0"):
         vqcodec.decompress(data)
+    d = vqcodec.describe(data)
+    assert (d["model"], d["made_by"], d["retired"]) == (None, None, "old-model, shipped by vqcodec 0.0")
+    assert vqcodec.describe(vqcodec.compress(small_photo, quality=1, model=model))["retired"] is None
 
 
 def test_sample_draws_images_of_the_asked_size(model):

@@ -45,6 +45,9 @@ class OneLineErrors(click.Group):
         previous = signal.signal(signal.SIGTERM, _exit_on_signal) if main_thread else None
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:  # the reader stopped reading (`| head`): quietly, as Unix tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise click.exceptions.Exit(1) from None
         except EXPECTED_ERRORS as e:
             raise click.ClickException(str(e) if not isinstance(e, OSError) or not e.filename
                                        else f"{e.filename}: {e.strerror}") from None
@@ -252,8 +255,10 @@ def info(src: str, as_json: bool, max_pixels: int | None) -> None:
         click.echo(json.dumps(d))
         return
     for key, value in d.items():
+        if key == "retired":
+            continue
         if key in ("model", "made_by") and value is None:
-            value = "(not a shipped model)"
+            value = f"(no longer shipped: {d['retired']})" if d["retired"] else "(not a shipped model)"
         click.echo(f"{key:14s} {value:.4f}" if isinstance(value, float) else f"{key:14s} {value}")
 
 

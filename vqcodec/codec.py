@@ -207,7 +207,9 @@ def describe(source: VqcSource, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> 
         made_by = name if m.model_id == header.model_id else m.reads_files_of[header.model_id]
     return {
         "version": bitstream.VERSION, "width": header.width, "height": header.height,
-        "model_id": header.model_id.hex(), "made_by": made_by, "model": name, "quality": header.quality,
+        "model_id": header.model_id.hex(), "made_by": made_by, "model": name,
+        "retired": RETIRED_MODELS.get(header.model_id),  # where a model no longer shipped can be found
+        "quality": header.quality,
         "coder": header.coder.name.lower(), "grid": [header.grid_height, header.grid_width],
         "tokens": header.quality * header.grid_height * header.grid_width, "codebook_size": codebook_size,
         "payload_bytes": len(payload), "file_bytes": len(data),
