@@ -7,6 +7,7 @@ table for bitstreams/README.md; exits non-zero on any mismatch.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import sys
@@ -64,4 +65,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     sys.exit(main())

@@ -4,8 +4,8 @@
 """
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -53,4 +53,8 @@ def main(run: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path, help="Run folder with tokenizer_log.jsonl and/or prior_log.jsonl.")
+    ap.add_argument("out", type=Path, help="The PNG to write.")
+    args = ap.parse_args()
+    main(args.run, args.out)
