@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from vqcodec.families import read_tokenizer
 from vqcodec.metrics import load_lpips
 from vqcodec.train import state as lasting
 from vqcodec.train.heldout import held_out_pictures, score
-from vqcodec.train.tokenizer import load_run_tokenizer
 
 
 def average_states(states: list[Path], out: Path) -> dict:
@@ -50,7 +50,7 @@ def main() -> None:
     print(f"{args.out}: the mean of steps {', '.join(map(str, record['averaged_steps']))}")
     if not args.data:
         return
-    tokenizer, _ = load_run_tokenizer(args.out)
+    tokenizer, _ = read_tokenizer(args.out)
     levels = score(tokenizer, held_out_pictures(args.data), load_lpips())
     for row in levels:
         print(f"level {row['quality']}: PSNR {row['psnr']:.2f} dB  MS-SSIM {row['ms_ssim']:.4f}  LPIPS {row['lpips']:.4f}")

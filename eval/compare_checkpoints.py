@@ -11,23 +11,17 @@ import argparse
 import json
 from pathlib import Path
 
-from safetensors.torch import load_file
-
 from vqcodec.images import image_files, to_rgb
 from vqcodec.metrics import load_lpips
-from vqcodec.tokenizer import Tokenizer, TokenizerConfig
+from vqcodec.families import read_tokenizer
+from vqcodec.tokenizer import Tokenizer
 from vqcodec.train.heldout import score
-from vqcodec.train.tokenizer import load_run_tokenizer
 
 
-def load(run: Path) -> tuple[Tokenizer, int]:
-    if (run / "config.json").exists():  # a model folder
-        config = json.loads((run / "config.json").read_text())
-        model = Tokenizer(TokenizerConfig.from_dict(config["tokenizer"]))
-        model.load_state_dict({k: v.float() for k, v in load_file(str(run / "tokenizer.safetensors")).items()})
-        return model.eval(), config["tokenizer_steps"]
-    model, meta = load_run_tokenizer(run)
-    return model.eval(), meta["step"]
+def load(folder: Path) -> tuple[Tokenizer, int]:
+    """The tokenizer of a model folder, run folder or lasting state, and the step it was trained to."""
+    model, record = read_tokenizer(folder)
+    return model.eval(), record.get("tokenizer_steps", record.get("step"))
 
 
 def main() -> None:

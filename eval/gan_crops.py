@@ -54,7 +54,8 @@ def main() -> None:
     cells, side = [], args.crop
     for picture in args.images:
         rgb = to_rgb(files[picture])
-        rgb = rgb[: rgb.shape[0] // 16 * 16, : rgb.shape[1] // 16 * 16]
+        f = max(m.cfg.downsample for m in models)  # whole tokens of every model's grid
+        rgb = rgb[: rgb.shape[0] // f * f, : rgb.shape[1] // f * f]
         y, x = most_textured(rgb, side)
         for quality in args.levels:
             row = len({c[0] for c in cells})

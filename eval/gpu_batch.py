@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 
 from vqcodec.metrics import load_lpips
-from vqcodec.tokenizer import Tokenizer, TokenizerConfig
+from vqcodec.families import build_tokenizer
+from vqcodec.tokenizer import Tokenizer
 from vqcodec.train.state import read_record
 
 
@@ -42,7 +43,7 @@ def main() -> None:
         print(8)
         return
     record = read_record(args.state)
-    model = Tokenizer(TokenizerConfig.from_dict(record["model"])).cuda()
+    model = build_tokenizer(record["model"]).cuda()
     lpips_model = load_lpips().cuda()
     batch = 8
     while batch * 2 <= args.largest and fits(model, lpips_model, batch * 2, record["train"]["crop"]):

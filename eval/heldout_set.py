@@ -13,6 +13,8 @@ from PIL import Image
 
 from vqcodec.train.heldout import held_out_pictures
 
+MULTIPLE = 16  # the files are cropped to multiples of this, as every comparison since vqc-v3 scored them
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -21,6 +23,7 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for k, rgb in enumerate(held_out_pictures(args.train)):
+        rgb = rgb[: rgb.shape[0] // MULTIPLE * MULTIPLE, : rgb.shape[1] // MULTIPLE * MULTIPLE]
         Image.fromarray(rgb).save(args.out / f"held_{k:02d}.png")
 
 

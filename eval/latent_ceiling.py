@@ -19,6 +19,7 @@ from compare_checkpoints import load
 from vqcodec.images import image_files, to_rgb
 from vqcodec.metrics import load_lpips, ms_ssim, psnr
 from vqcodec.tokenizer import to_pixels, to_unit_range
+from vqcodec.train.heldout import whole_tokens
 
 
 @torch.inference_mode()
@@ -28,7 +29,7 @@ def ceiling(model, pictures: list[np.ndarray], lpips_model) -> list[dict]:
     depth = model.cfg.depth
     scores = {level: [] for level in [*range(1, depth + 1), "latent"]}
     for rgb in pictures:
-        rgb = rgb[: rgb.shape[0] // 16 * 16, : rgb.shape[1] // 16 * 16]
+        rgb = whole_tokens(rgb, model)
         x = to_unit_range(torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None])
         z = model.latent(x)                                   # (1, D, h, w)
         indices = model.quantize_latent(z, depth)             # (1, depth, h, w)

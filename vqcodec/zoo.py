@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,15 +18,25 @@ from safetensors.torch import load_file, save_file
 from .defaults import DEFAULT_MODEL
 from .intprior import IntPrior
 from .prior import PriorConfig
-from .tokenizer import Tokenizer, TokenizerConfig
+from .families import MODEL_CONFIG, MODEL_TOKENIZER, config_dict, read_tokenizer
+from .tokenizer import Tokenizer
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-MODELS = {name: WEIGHTS_DIR / name for name in ("vqc-v6", "vqc-v5", "vqc-v3")}  # shipped models by name
+CONFIG, TOKENIZER_WEIGHTS, PRIOR_WEIGHTS = FILES = (MODEL_CONFIG, MODEL_TOKENIZER, "prior_int8.safetensors")
+
+
+def _version(folder: Path) -> tuple:
+    """vqc-v10 after vqc-v6: the numbers in a name compare as numbers."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", folder.name))
+
+
+# shipped models by name, newest first: every folder of vqcodec/weights that holds a model's config
+MODELS = {p.name: p for p in sorted((p for p in WEIGHTS_DIR.iterdir() if (p / CONFIG).is_file()),
+                                    key=_version, reverse=True)}
 # Models that earlier versions shipped, by the 4-byte id their files carry: a file made by one says where
 # its model can be found instead of only that it is unknown.
 RETIRED_MODELS = {bytes.fromhex("42abd8b8"): "vqc-v1, shipped by vqcodec 0.2 (git tag v0.2.0)",
                   bytes.fromhex("ddd8affd"): "vqc-v4, shipped by vqcodec 0.8 and 0.9"}
-CONFIG, TOKENIZER_WEIGHTS, PRIOR_WEIGHTS = FILES = ("config.json", "tokenizer.safetensors", "prior_int8.safetensors")
 
 
 class ModelNotFound(FileNotFoundError):
@@ -140,9 +151,7 @@ def load_model(name: str | Path | None = None, device: str = "cpu") -> Model:
 
 
 def _read_model(label: str, folder: Path) -> Model:
-    cfg = json.loads((folder / CONFIG).read_text())
-    tokenizer = Tokenizer(TokenizerConfig.from_dict(cfg["tokenizer"]))
-    tokenizer.load_state_dict({k: v.float() for k, v in load_file(str(folder / TOKENIZER_WEIGHTS)).items()})
+    tokenizer, cfg = read_tokenizer(folder)
     tokenizer.eval().requires_grad_(False)
     prior = IntPrior(PriorConfig.from_dict(cfg["prior"]), load_file(str(folder / PRIOR_WEIGHTS)))
     reads = {bytes.fromhex(k): v for k, v in cfg.get("reads_files_of", {}).items()}
@@ -171,7 +180,7 @@ def export_model(folder: Path, tokenizer: Tokenizer, prior_cfg: PriorConfig, pri
     as they are; returns its identity."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    config = {"tokenizer": tokenizer.cfg.to_dict(), "prior": prior_cfg.to_dict(), **(extra or {})}
+    config = {"tokenizer": config_dict(tokenizer.cfg), "prior": prior_cfg.to_dict(), **(extra or {})}
     (folder / CONFIG).write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
     save_file({k: v.detach().half().contiguous() for k, v in tokenizer.state_dict().items()}, str(folder / TOKENIZER_WEIGHTS))
     save_file(prior_tensors, str(folder / PRIOR_WEIGHTS))

@@ -9,20 +9,20 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from ..families import config_dict, read_tokenizer
 from ..prior import PriorConfig, PriorModel
-from ..tokenizer import Tokenizer, TokenizerConfig
+from ..tokenizer import Tokenizer
 from ..zoo import CONFIG, PRIOR_WEIGHTS, TOKENIZER_WEIGHTS, export_model, model_identity
 from .checkpoint import load_checkpoint
 from .prior import token_cache_name
 from .quantize import calibration_tiles, quantize_prior
-from .tokenizer import load_run_tokenizer
 
 CALIBRATION_TILES = 256
 
 
-def _as_json(cfg: TokenizerConfig | PriorConfig) -> dict:
+def _as_json(cfg: dict) -> dict:
     """A config as config.json holds it (tuples read back as lists)."""
-    return json.loads(json.dumps(cfg.to_dict()))
+    return json.loads(json.dumps(cfg))
 
 
 def files_it_reads(earlier: Path, tokenizer: Tokenizer, prior_cfg: PriorConfig,
@@ -32,7 +32,8 @@ def files_it_reads(earlier: Path, tokenizer: Tokenizer, prior_cfg: PriorConfig,
     cfg = json.loads((earlier / CONFIG).read_text())
     old_prior = load_file(str(earlier / PRIOR_WEIGHTS))
     old_codebooks = load_file(str(earlier / TOKENIZER_WEIGHTS))["quantizer.codebooks"]
-    same = (cfg["tokenizer"] == _as_json(tokenizer.cfg) and cfg["prior"] == _as_json(prior_cfg)
+    same = (cfg["tokenizer"] == _as_json(config_dict(tokenizer.cfg))
+            and cfg["prior"] == _as_json(prior_cfg.to_dict())
             and old_prior.keys() == prior_tensors.keys()
             and all(torch.equal(old_prior[k], prior_tensors[k]) for k in old_prior)
             and torch.equal(old_codebooks, tokenizer.quantizer.codebooks.detach().half()))
@@ -48,7 +49,7 @@ def export_run(run: Path, dst: Path, default_quality: int, reads_files_of: Path 
     holds it: a run folder or a lasting state) into `dst`. reads_files_of: an earlier model folder whose
     files the new model must decode (the run only retrained the decoder)."""
     prior_meta = json.loads((run / "prior_ckpt.json").read_text())
-    tokenizer, tok_meta = load_run_tokenizer(tokenizer_from or run)
+    tokenizer, tok_meta = read_tokenizer(tokenizer_from or run)
     prior = PriorModel(PriorConfig.from_dict(prior_meta["model"]))
     load_checkpoint(run / "prior_ckpt", {"model": prior}, {})
     if not 1 <= default_quality <= tokenizer.cfg.depth:
@@ -77,8 +78,8 @@ def export_decoder(earlier: Path, tokenizer_from: Path, dst: Path) -> bytes:
     as they are, so the new model makes earlier's token grids, its prior still fits them, and it decodes
     earlier's files; raises where the encoder or codebooks moved."""
     cfg = json.loads((earlier / CONFIG).read_text())
-    tokenizer, tok_meta = load_run_tokenizer(tokenizer_from)
-    if cfg["tokenizer"] != _as_json(tokenizer.cfg):
+    tokenizer, tok_meta = read_tokenizer(tokenizer_from)
+    if cfg["tokenizer"] != _as_json(config_dict(tokenizer.cfg)):
         raise ValueError(f"the tokenizer of {tokenizer_from} is not laid out as {earlier}'s")
     shipped, trained = load_file(str(earlier / TOKENIZER_WEIGHTS)), tokenizer.state_dict()
     moved = [k for k in shipped if not k.startswith("decoder.") and not torch.equal(shipped[k], trained[k].half())]

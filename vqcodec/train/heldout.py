@@ -2,7 +2,8 @@
 
 Every HOLD_OUT_EVERY-th training image (sorted by path) is held out: a run started with its
 `held_out_every` set never trains on it. The pictures scored are those of them at least 256 px a
-side, every 4th, cropped to multiples of 16 (13 pictures of ../shared/data/train).
+side, every 4th (13 pictures of ../shared/data/train); each is scored cropped to whole tokens of the
+model scored.
 """
 from __future__ import annotations
 
@@ -26,7 +27,13 @@ def is_held_out(index: int, every: int = HOLD_OUT_EVERY) -> bool:
 def held_out_pictures(train: Path) -> list[np.ndarray]:
     """The scored held-out pictures of a training folder as uint8 RGB arrays."""
     held = [to_rgb(p) for k, p in enumerate(image_files(train)) if is_held_out(k)]
-    return [a[: a.shape[0] // 16 * 16, : a.shape[1] // 16 * 16] for a in held if min(a.shape[:2]) >= 256][::4]
+    return [a for a in held if min(a.shape[:2]) >= 256][::4]
+
+
+def whole_tokens(rgb: np.ndarray, model: Tokenizer) -> np.ndarray:
+    """The picture cropped to whole tokens of the model's grid (no padding in the scores)."""
+    f = model.cfg.downsample
+    return rgb[: rgb.shape[0] // f * f, : rgb.shape[1] // f * f]
 
 
 @torch.no_grad()
@@ -37,7 +44,7 @@ def score(model: Tokenizer, pictures: list[np.ndarray], lpips_model: torch.nn.Mo
     rows = []
     for quality in range(1, model.cfg.depth + 1):
         scores = []
-        for rgb in pictures:
+        for rgb in map(lambda a: whole_tokens(a, model), pictures):
             x = to_unit_range(torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None]).to(device)
             out = to_pixels(model.decode(model.encode(x, quality)))
             perceptual = lpips_model(x, to_unit_range(out)).item()

@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..families import read_tokenizer
 from ..prior import PriorConfig, PriorModel
 from ..tokenizer import Tokenizer, to_unit_range
 from . import state as lasting
 from .checkpoint import load_checkpoint, save_checkpoint
 from .loop import RunClock, checkpoint_due, cosine, log_line, set_lr, warmup
-from .tokenizer import load_run_tokenizer
 from ..images import image_files, to_rgb
 
 
@@ -119,7 +119,7 @@ def heldout_bits(prior: PriorModel, grids: list[np.ndarray], window: int) -> dic
 def _prior_data(train_cfg: PriorTrainConfig, out: Path) -> tuple[Tokenizer, str, list[np.ndarray], list[np.ndarray]]:
     """The run's tokenizer, the name of its token cache, and the training and held-out grids (every
     n-th image with its mirror held out)."""
-    tokenizer = load_run_tokenizer(Path(train_cfg.tokenizer or out))[0].eval()
+    tokenizer = read_tokenizer(Path(train_cfg.tokenizer or out))[0].eval()
     tokens = token_cache_name(tokenizer)
     grids = token_cache(tokenizer, Path(train_cfg.data), out / tokens)
     every = max(2, round(1 / train_cfg.holdout))

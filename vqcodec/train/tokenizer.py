@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from ..metrics import load_lpips
 from ..tokenizer import Tokenizer, TokenizerConfig
-from ..zoo import CONFIG, TOKENIZER_WEIGHTS
+from ..families import config_dict, read_tokenizer, tokenizer_config
 from .checkpoint import load_checkpoint, save_checkpoint
 from . import state as lasting
 from . import distributed
@@ -124,42 +124,21 @@ class DeadCodeRestarter(torch.nn.Module):
         return counts
 
 
-def load_run_tokenizer(run: Path) -> tuple[Tokenizer, dict]:
-    """The tokenizer of a run folder's exact checkpoint or, where it has none, of a lasting state
-    (fp16 weights, so what a model folder ships), and that checkpoint's record (step, model, ...)."""
-    run = Path(run)
-    if (run / "tokenizer_ckpt.json").exists():
-        meta = json.loads((run / "tokenizer_ckpt.json").read_text())
-        tokenizer = Tokenizer(TokenizerConfig.from_dict(meta["model"]))
-        load_checkpoint(run / "tokenizer_ckpt", {"model": tokenizer}, {})
-        return tokenizer, meta
-    if lasting.has_state(run):
-        record = lasting.read_record(run)
-        tokenizer = Tokenizer(TokenizerConfig.from_dict(record["model"]))
-        lasting.load_state(run, {"model": tokenizer})
-        return tokenizer, record
-    raise FileNotFoundError(f"{run} holds no tokenizer: neither a run folder's tokenizer_ckpt.json nor a "
-                            f"lasting state's {lasting.STATE}")
-
-
 def warm_start(model: Tokenizer, folder: Path, new_code_scale: float = 0.1) -> int:
-    """Load a model folder's tokenizer weights into a tokenizer of the same layout with at least as many
-    quantizer depths and at least as wide a code; returns how many depths came from the folder (the rest
-    still need initialising).
+    """Load the tokenizer of a model folder (or any folder families.read_tokenizer reads) into a tokenizer
+    of the same layout with at least as many quantizer depths and at least as wide a code; returns how many
+    depths came from the folder (the rest still need initialising).
 
     A wider code keeps the folder's function: the encoder's extra output channels start at new_code_scale
     times their fresh initialisation and the decoder's input weights for them start at zero, so the
     decoder sees what it saw before until training teaches it to use them. Codebooks of another width
     cannot be kept: then no depth comes from the folder."""
-    from safetensors.torch import load_file
-
-    source = TokenizerConfig.from_dict(json.loads((folder / CONFIG).read_text())["tokenizer"])
-    mine = model.cfg
+    source_model, _ = read_tokenizer(folder)
+    source, state, mine = source_model.cfg, source_model.state_dict(), model.cfg
     same_layout = {**source.to_dict(), "depth": 0, "code_dim": 0} == {**mine.to_dict(), "depth": 0, "code_dim": 0}
     if not same_layout or source.depth > mine.depth or source.code_dim > mine.code_dim:
         raise ValueError(f"cannot start from {folder}: its tokenizer {source} differs from {mine} beyond adding "
                          "depths or code dimensions")
-    state = {k: v.float() for k, v in load_file(str(folder / TOKENIZER_WEIGHTS)).items()}
     own = model.state_dict()
     source_books = state.pop("quantizer.codebooks")
     for name, value in state.items():
@@ -228,9 +207,9 @@ def _start_run(train_cfg: TokenizerTrainConfig, model_cfg: TokenizerConfig | Non
     torch.manual_seed(train_cfg.seed)  # the same on every rank: quality draws and restart picks agree
     source = lasting.resume_source(ckpt, train_cfg.state)
     if source == "exact":
-        model_cfg = TokenizerConfig.from_dict(json.loads(ckpt.with_suffix(".json").read_text())["model"])
+        model_cfg = tokenizer_config(json.loads(ckpt.with_suffix(".json").read_text())["model"])
     elif source == "state":
-        model_cfg = TokenizerConfig.from_dict(lasting.read_record(Path(train_cfg.state))["model"])
+        model_cfg = tokenizer_config(lasting.read_record(Path(train_cfg.state))["model"])
     model_cfg = model_cfg or TokenizerConfig()
     model, disc = Tokenizer(model_cfg).to(device), DISCRIMINATORS[train_cfg.discriminator]().to(device)
     run = TokenizerRun(model, disc, torch.optim.Adam(model.parameters(), lr=train_cfg.lr, betas=(0.5, 0.9)),
@@ -370,7 +349,7 @@ def _save(train_cfg: TokenizerTrainConfig, run: TokenizerRun, ckpt: Path, rank: 
     else:
         rng_states = [run.data.rng.bit_generator.state]
     if rank == 0:
-        meta = {**run.record(), "model": run.model.cfg.to_dict(), "train": asdict(train_cfg)}
+        meta = {**run.record(), "model": config_dict(run.model.cfg), "train": asdict(train_cfg)}
         if train_cfg.out:
             save_checkpoint(ckpt, run.modules, run.optimizers,
                             {**meta, "data_rng": rng_states[0], "data_rng_per_rank": rng_states,

@@ -1,0 +1,87 @@
+"""Model families, and one reader for every folder that holds a tokenizer.
+
+A family is a tokenizer class and its config class. A tokenizer config names its family under "family";
+a config without the key is DEFAULT_FAMILY's, so every model written before families had names keeps its
+bytes and its id. What the codec asks of a family's tokenizer: `cfg.depth`, `cfg.downsample` (pixels per
+token along a side), `cfg.codebook_size`, `cfg.to_dict()`, `latent`, `quantize_latent`, `encode`,
+`decode` and `quantizer.codebooks` (the encoder's code search).
+
+Adding a family: one module with its tokenizer and config classes, and one line in FAMILIES.
+
+A tokenizer lives in three kinds of folder, all read by `read_tokenizer`: a model folder (config.json +
+tokenizer.safetensors, what ships), a training run's exact checkpoint (tokenizer_ckpt.json +
+.safetensors, its modules' weights under "model."), and a run's lasting state (state.json +
+model.safetensors, eval/runs/NAME).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from .tokenizer import Tokenizer, TokenizerConfig
+
+FAMILIES: dict[str, tuple[type[torch.nn.Module], type]] = {
+    "vqgan": (Tokenizer, TokenizerConfig),  # tokenizer.py: f16 VQ-GAN, residual codebooks
+}
+DEFAULT_FAMILY = "vqgan"
+
+MODEL_CONFIG, MODEL_TOKENIZER = "config.json", "tokenizer.safetensors"
+RUN_CHECKPOINT = "tokenizer_ckpt"
+STATE_RECORD, STATE_TOKENIZER = "state.json", "model.safetensors"
+
+
+class UnknownFamily(ValueError):
+    """A config names a family this version does not have."""
+
+
+def family_of(config: dict) -> str:
+    family = config.get("family", DEFAULT_FAMILY)
+    if family not in FAMILIES:
+        raise UnknownFamily(f"model family {family!r} is not one this vqcodec knows ({', '.join(FAMILIES)}): "
+                            "a newer vqcodec made it")
+    return family
+
+
+def tokenizer_config(config: dict):
+    """A tokenizer config as a folder keeps it -> its family's config object."""
+    return FAMILIES[family_of(config)][1].from_dict({k: v for k, v in config.items() if k != "family"})
+
+
+def build_tokenizer(config: dict) -> torch.nn.Module:
+    """A fresh tokenizer of the family and layout a config dict describes."""
+    return FAMILIES[family_of(config)][0](tokenizer_config(config))
+
+
+def config_dict(cfg) -> dict:
+    """A tokenizer config object -> the dict folders keep, naming its family unless it is the default."""
+    family = next(name for name, (_, config_class) in FAMILIES.items() if isinstance(cfg, config_class))
+    return cfg.to_dict() if family == DEFAULT_FAMILY else {"family": family, **cfg.to_dict()}
+
+
+def _sources(folder: Path) -> tuple[dict, dict, Path, str]:
+    """(tokenizer config, the folder's record, weights file, prefix of the tokenizer's keys in it)."""
+    if (folder / MODEL_CONFIG).is_file():
+        record = json.loads((folder / MODEL_CONFIG).read_text())
+        return record["tokenizer"], record, folder / MODEL_TOKENIZER, ""
+    if (folder / f"{RUN_CHECKPOINT}.json").is_file():
+        record = json.loads((folder / f"{RUN_CHECKPOINT}.json").read_text())
+        return record["model"], record, folder / f"{RUN_CHECKPOINT}.safetensors", "model."
+    if (folder / STATE_RECORD).is_file():
+        record = json.loads((folder / STATE_RECORD).read_text())
+        return record["model"], record, folder / STATE_TOKENIZER, ""
+    raise FileNotFoundError(f"{folder} holds no tokenizer: neither a model folder's {MODEL_CONFIG}, a run's "
+                            f"{RUN_CHECKPOINT}.json nor a lasting state's {STATE_RECORD}")
+
+
+def read_tokenizer(folder: str | Path) -> tuple[torch.nn.Module, dict]:
+    """The tokenizer a folder holds, in float32 and training mode, and the folder's record (config.json,
+    the checkpoint's or the state's JSON: its step, training config, ...). A run folder's exact checkpoint
+    is read before a lasting state in the same folder."""
+    config, record, weights, prefix = _sources(Path(folder))
+    tokenizer = build_tokenizer(config)
+    tensors = load_file(str(weights))
+    tokenizer.load_state_dict({k[len(prefix):]: v.float() for k, v in tensors.items() if k.startswith(prefix)})
+    return tokenizer, record
