@@ -2,6 +2,7 @@
 configs written before families existed keep their bytes (and so every model its id)."""
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
@@ -65,3 +66,31 @@ def test_a_model_of_a_family_this_version_lacks_is_refused_by_name(tmp_path):
         read_tokenizer(folder)
     with pytest.raises(vqcodec.ModelNotFound, match="from-the-future"):
         vqcodec.load_model(folder)
+
+
+def test_a_deeper_decoder_grown_from_a_model_starts_with_its_output(tmp_path):
+    from vqcodec.train.tokenizer import warm_start
+
+    torch.manual_seed(0)
+    source = Tokenizer(TINY)
+    write_model_folder(tmp_path / "model", source)
+    source = read_tokenizer(tmp_path / "model")[0].eval()  # fp16, as the folder holds it
+    grown = Tokenizer(replace(TINY, decoder_blocks=(3, 2)))
+    assert warm_start(grown, tmp_path / "model") == TINY.depth
+    assert sum(p.numel() for p in grown.decoder.parameters()) > sum(p.numel() for p in source.decoder.parameters())
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    indices = source.encode(x, TINY.depth)
+    torch.testing.assert_close(grown.eval().encode(x, TINY.depth), indices)
+    torch.testing.assert_close(grown.decode(indices), source.decode(indices))
+    with pytest.raises(ValueError, match="beyond adding"):  # a decoder cannot shrink
+        warm_start(Tokenizer(TINY), _grown_folder(tmp_path, grown))
+
+
+def _grown_folder(tmp_path, tokenizer):
+    write_model_folder(tmp_path / "grown", tokenizer)
+    return tmp_path / "grown"
+
+
+def test_the_decoders_depth_is_kept_in_configs_only_where_it_is_not_the_default():
+    assert "decoder_blocks" not in TINY.to_dict()
+    assert TokenizerConfig.from_dict(replace(TINY, decoder_blocks=(1, 2)).to_dict()).decoder_blocks == (1, 2)

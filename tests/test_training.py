@@ -498,3 +498,24 @@ def test_a_priors_warm_restart_starts_from_the_states_weights(image_folder, tmp_
     for k, v in prior.state_dict().items():
         np.testing.assert_array_equal(v.numpy(), saved[k].to(v.dtype).numpy(), err_msg=k)
     assert where == {"step": 2, "wall_seconds": where["wall_seconds"], "warm_restart_step": 2}
+
+
+def test_a_deeper_decoder_grown_from_a_model_ships_as_a_decoder_of_that_model(image_folder, tmp_path):
+    """A new run with more decoder blocks, started from a model folder with its encoder frozen, keeps the
+    model's grids: export-decoder ships it with the model's prior, and it reads the model's files."""
+    from vqcodec.codec import decode_grid
+    from vqcodec.train.export import export_decoder, export_run
+
+    run = tmp_path / "run"
+    run_with_prior_and_new_decoder(image_folder, run)
+    export_run(run, tmp_path / "old", 1)
+    grown = replace(TINY, decoder_blocks=(2, 3))
+    train_tokenizer(TokenizerTrainConfig(data=str(image_folder), out=str(tmp_path / "grown"), steps=3, batch=2,
+                                         crop=32, lpips_weight=0.0, disc_start=100, freeze_encoder=True,
+                                         init_from=str(tmp_path / "old")), grown)
+    export_decoder(tmp_path / "old", tmp_path / "grown", tmp_path / "new")
+    old, new = vqcodec.load_model(tmp_path / "old"), vqcodec.load_model(tmp_path / "new")
+    assert new.tokenizer.cfg.decoder_blocks == (2, 3)
+    data = vqcodec.compress(Image.open(next(image_folder.glob("*.png"))), model=old)
+    np.testing.assert_array_equal(decode_grid(data, model=new)[1].indices, decode_grid(data, model=old)[1].indices)
+    assert vqcodec.decompress(data, model=new).size == (96, 64)

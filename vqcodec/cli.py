@@ -86,6 +86,22 @@ def check_device(device: str) -> str:
     return device
 
 
+class IntList(click.ParamType):
+    """Positive integers separated by commas: 1,2,2,2."""
+    name = "N,N,..."
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            numbers = tuple(int(v) for v in str(value).split(","))
+        except ValueError:
+            numbers = ()
+        if not numbers or min(numbers) < 1:
+            self.fail(f"expected positive integers separated by commas, got {value!r}", param, ctx)
+        return numbers
+
+
 class PixelCount(click.ParamType):
     """A pixel count, or 'none' for no limit."""
     name = "PIXELS|none"
@@ -473,11 +489,16 @@ def train() -> None:
 @click.option("--code-dim", type=int, default=None,
               help="Dimension of the quantized latent of a new run [default: 32, or --init-from's]; wider than "
                    "--init-from's keeps its weights and re-initialises the codebooks.")
+@click.option("--decoder-blocks", type=IntList(), default=None,
+              help="ResBlocks per decoder resolution of a new run, lowest first, e.g. 1,2,2,2 [default: one "
+                   "each, or --init-from's]; more than --init-from's keep its output: the added blocks start "
+                   "as identities.")
 @click.option("--new-code-scale", type=float, default=0.1, show_default=True,
               help="With a wider --code-dim than --init-from's: the new encoder outputs start at this times "
                    "their fresh initialisation (the decoder ignores them at first either way).")
 @click.option("--init-from", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Start a new run from the tokenizer of this model folder (e.g. vqcodec/weights/vqc-v3); "
+              help="Start a new run from the tokenizer of this model folder (e.g. vqcodec/weights/vqc-v3) or "
+                   "lasting state (e.g. eval/runs/v4); "
                    "depths beyond its own are k-means initialised.")
 @click.option("--ancestor-pixels", type=click.IntRange(min=0), default=0, show_default=True,
               help="Training pixels --init-from's weights had seen (counted into the run's train_pixels).")
@@ -491,15 +512,14 @@ def train() -> None:
 @click.pass_context
 def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, batch, crop, lr, decay_from,
                         disc_start, disc_warmup, disc_weight, discriminator, freeze_encoder, depth, code_dim,
-                        new_code_scale, init_from, ancestor_pixels, held_out_every, eval_every, precision,
+                        decoder_blocks, new_code_scale, init_from, ancestor_pixels, held_out_every, eval_every, precision,
                         seed) -> None:
     """Train the VQ-GAN tokenizer on the images under DATA."""
     from .tokenizer import TokenizerConfig
     need_extra("train", "lpips")
     from .train import state as lasting
+    from .families import read_tokenizer
     from .train.tokenizer import TokenizerTrainConfig, train_tokenizer
-
-    from .zoo import CONFIG
 
     if not (out or state):
         raise click.UsageError("give --run, --resume or both")
@@ -513,19 +533,22 @@ def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, 
     if state and lasting.has_state(Path(state)):  # the run's own config; the options given change this stretch
         given = {k: v for k, v in options.items()
                  if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
-        if depth or code_dim or "init_from" in given:
-            raise click.UsageError(f"{state} is a run under way: its model is set (no --depth, --code-dim, --init-from)")
+        if depth or code_dim or decoder_blocks or "init_from" in given:
+            raise click.UsageError(f"{state} is a run under way: its model is set (no --depth, --code-dim, "
+                                   "--decoder-blocks, --init-from)")
         run_cfg = TokenizerTrainConfig(**{**lasting.read_record(Path(state))["train"], "out": places["out"],
                                           "state": places["state"],
                                           "minutes": 0.0, "stretch_minutes": 0.0, "stop_after": 0})
         options = {**asdict(run_cfg), **given, "stretch_minutes": stretch_minutes}
     else:
         if init_from:
-            model_cfg = TokenizerConfig.from_dict(json.loads((Path(init_from) / CONFIG).read_text())["tokenizer"])
+            model_cfg = read_tokenizer(init_from)[0].cfg
         if depth:
             model_cfg = replace(model_cfg or TokenizerConfig(), depth=depth)
         if code_dim:
             model_cfg = replace(model_cfg or TokenizerConfig(), code_dim=code_dim)
+        if decoder_blocks:
+            model_cfg = replace(model_cfg or TokenizerConfig(), decoder_blocks=decoder_blocks)
     options.update(places)
     train_tokenizer(TokenizerTrainConfig(**options), model_cfg, run_cfg)
 

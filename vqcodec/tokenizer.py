@@ -24,6 +24,7 @@ class TokenizerConfig:
     codebook_size: int = 1024    # K, entries per codebook
     depth: int = 4               # residual depths = quality levels
     beta: float = 0.25           # commitment weight (non-legacy form)
+    decoder_blocks: tuple[int, ...] = ()  # ResBlocks per decoder resolution, lowest first; (): one each
 
     @property
     def downsample(self) -> int:
@@ -31,13 +32,21 @@ class TokenizerConfig:
         return self.unshuffle * 2 ** (len(self.channels) - 1)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The config as model folders and states keep it. Keys added to the layout later are left out at
+        their default, so that the configs written before them keep their bytes (and models their ids)."""
+        d = asdict(self)
+        return {k: v for k, v in d.items() if k not in _LATER_KEYS or v != _LATER_KEYS[k]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TokenizerConfig":
         d = dict(d)
         d["channels"] = tuple(d["channels"])
+        d["decoder_blocks"] = tuple(d.get("decoder_blocks", ()))
         return cls(**d)
+
+
+_LATER_KEYS = {"decoder_blocks": ()}
+DECODER_KEYS = ("decoder_blocks",)  # the decoder's layout alone: models that differ only here share token grids
 
 
 def to_unit_range(pixels: torch.Tensor) -> torch.Tensor:
@@ -106,10 +115,14 @@ class Decoder(nn.Module):
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
         ch = cfg.channels[::-1]
+        blocks = cfg.decoder_blocks or (1,) * len(ch)
+        if len(blocks) != len(ch) or min(blocks) < 1:
+            raise ValueError(f"decoder_blocks {blocks} must give at least one block for each of {len(ch)} resolutions")
         layers: list[nn.Module] = [nn.Conv2d(cfg.code_dim, ch[0], 3, padding=1),
                                    ResBlock(ch[0], ch[0]), AttnBlock(ch[0])]
         for i in range(len(ch)):
             layers.append(ResBlock(ch[i - 1] if i else ch[0], ch[i]))
+            layers += [ResBlock(ch[i], ch[i]) for _ in range(blocks[i] - 1)]
             if i < len(ch) - 1:
                 layers += [nn.Upsample(scale_factor=2, mode="nearest"),
                            nn.Conv2d(ch[i], ch[i], 3, padding=1)]

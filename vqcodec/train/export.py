@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from ..families import config_dict, read_tokenizer
 from ..prior import PriorConfig, PriorModel
-from ..tokenizer import Tokenizer
+from ..tokenizer import DECODER_KEYS, Tokenizer
 from ..zoo import CONFIG, PRIOR_WEIGHTS, TOKENIZER_WEIGHTS, export_model, model_identity
 from .checkpoint import load_checkpoint
 from .prior import token_cache_name
@@ -25,6 +25,11 @@ def _as_json(cfg: dict) -> dict:
     return json.loads(json.dumps(cfg))
 
 
+def _grids_of(tokenizer_config: dict) -> dict:
+    """What of a tokenizer's config decides its token grids: all but the decoder's layout."""
+    return {k: v for k, v in tokenizer_config.items() if k not in DECODER_KEYS}
+
+
 def files_it_reads(earlier: Path, tokenizer: Tokenizer, prior_cfg: PriorConfig,
                    prior_tensors: dict[str, torch.Tensor]) -> dict[str, str]:
     """The "reads_files_of" entry of a model that keeps the codebooks and integer prior of the model
@@ -32,7 +37,7 @@ def files_it_reads(earlier: Path, tokenizer: Tokenizer, prior_cfg: PriorConfig,
     cfg = json.loads((earlier / CONFIG).read_text())
     old_prior = load_file(str(earlier / PRIOR_WEIGHTS))
     old_codebooks = load_file(str(earlier / TOKENIZER_WEIGHTS))["quantizer.codebooks"]
-    same = (cfg["tokenizer"] == _as_json(config_dict(tokenizer.cfg))
+    same = (_grids_of(cfg["tokenizer"]) == _grids_of(_as_json(config_dict(tokenizer.cfg)))
             and cfg["prior"] == _as_json(prior_cfg.to_dict())
             and old_prior.keys() == prior_tensors.keys()
             and all(torch.equal(old_prior[k], prior_tensors[k]) for k in old_prior)
@@ -79,7 +84,7 @@ def export_decoder(earlier: Path, tokenizer_from: Path, dst: Path) -> bytes:
     earlier's files; raises where the encoder or codebooks moved."""
     cfg = json.loads((earlier / CONFIG).read_text())
     tokenizer, tok_meta = read_tokenizer(tokenizer_from)
-    if cfg["tokenizer"] != _as_json(config_dict(tokenizer.cfg)):
+    if _grids_of(cfg["tokenizer"]) != _grids_of(_as_json(config_dict(tokenizer.cfg))):
         raise ValueError(f"the tokenizer of {tokenizer_from} is not laid out as {earlier}'s")
     shipped, trained = load_file(str(earlier / TOKENIZER_WEIGHTS)), tokenizer.state_dict()
     moved = [k for k in shipped if not k.startswith("decoder.") and not torch.equal(shipped[k], trained[k].half())]

@@ -16,7 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ..metrics import load_lpips
-from ..tokenizer import Tokenizer, TokenizerConfig
+from ..tokenizer import Decoder, Tokenizer, TokenizerConfig
 from ..families import config_dict, read_tokenizer, tokenizer_config
 from .checkpoint import load_checkpoint, save_checkpoint
 from . import state as lasting
@@ -124,22 +124,48 @@ class DeadCodeRestarter(torch.nn.Module):
         return counts
 
 
-def warm_start(model: Tokenizer, folder: Path, new_code_scale: float = 0.1) -> int:
-    """Load the tokenizer of a model folder (or any folder families.read_tokenizer reads) into a tokenizer
-    of the same layout with at least as many quantizer depths and at least as wide a code; returns how many
-    depths came from the folder (the rest still need initialising).
+def _grown_decoder_names(source: TokenizerConfig, mine: TokenizerConfig) -> dict[str, str]:
+    """Where each layer of the source's decoder sits in a decoder with more ResBlocks per resolution: the
+    layers line up in order, and every added ResBlock sits where the source has none."""
+    old, new = Decoder(source).body, Decoder(mine).body
+    names, j = {}, 0
+    for i, layer in enumerate(new):
+        if j < len(old) and type(layer) is type(old[j]) and \
+                [p.shape for p in layer.parameters()] == [p.shape for p in old[j].parameters()]:
+            names[f"decoder.body.{j}."] = f"decoder.body.{i}."
+            j += 1
+    return names
 
-    A wider code keeps the folder's function: the encoder's extra output channels start at new_code_scale
-    times their fresh initialisation and the decoder's input weights for them start at zero, so the
-    decoder sees what it saw before until training teaches it to use them. Codebooks of another width
-    cannot be kept: then no depth comes from the folder."""
+
+def warm_start(model: Tokenizer, folder: Path, new_code_scale: float = 0.1) -> int:
+    """Load the tokenizer of a model folder or a lasting state into a tokenizer of the same layout with at
+    least as many quantizer depths, at least as wide a code and at least as many decoder blocks; returns
+    how many depths came from the folder (the rest still need initialising).
+
+    Both growths keep the folder's function. A wider code: the encoder's extra output channels start at
+    new_code_scale times their fresh initialisation and the decoder's input weights for them start at
+    zero. More decoder blocks: each added ResBlock starts with its last convolution at zero, an identity.
+    Codebooks of another width cannot be kept: then no depth comes from the folder."""
     source_model, _ = read_tokenizer(folder)
     source, state, mine = source_model.cfg, source_model.state_dict(), model.cfg
-    same_layout = {**source.to_dict(), "depth": 0, "code_dim": 0} == {**mine.to_dict(), "depth": 0, "code_dim": 0}
-    if not same_layout or source.depth > mine.depth or source.code_dim > mine.code_dim:
+    grows = ("depth", "code_dim", "decoder_blocks")
+    same_layout = {**source.to_dict(), **dict.fromkeys(grows, 0)} == {**mine.to_dict(), **dict.fromkeys(grows, 0)}
+    blocks = [cfg.decoder_blocks or (1,) * len(cfg.channels) for cfg in (source, mine)]
+    if not same_layout or source.depth > mine.depth or source.code_dim > mine.code_dim or \
+            any(a > b for a, b in zip(*blocks)):
         raise ValueError(f"cannot start from {folder}: its tokenizer {source} differs from {mine} beyond adding "
-                         "depths or code dimensions")
+                         "depths, code dimensions or decoder blocks")
+    renames = _grown_decoder_names(source, mine)
+
+    def renamed(key: str) -> str:
+        prefix = ".".join(key.split(".")[:3]) + "."
+        return renames[prefix] + key[len(prefix):] if prefix in renames else key
+
+    state = {renamed(k): v for k, v in state.items()}
     own = model.state_dict()
+    for name in own:  # the added ResBlocks: identities until trained
+        if name.startswith("decoder.body.") and name not in state:
+            state[name] = own[name].clone().zero_() if ".conv2." in name else own[name]
     source_books = state.pop("quantizer.codebooks")
     for name, value in state.items():
         if own[name].shape != value.shape:  # the encoder's output layer or the decoder's input layer
