@@ -51,6 +51,7 @@ left=$(python3 -c "print(max(0.05, $minutes - $SECONDS / 60 - 0.3 - $anneal * 1.
 echo "batch $batch, $precision, $left minutes of training, then $anneal annealing" >&2
 train() {
   python3 -m vqcodec train tokenizer "$kit/crops" --resume "$out/state" --batch "$batch" --precision "$precision" \
+    --device "$device" \
     --eval-every 0 ${lr:+--lr "$lr"} "$@"
 }
 train --stretch-minutes "$left"

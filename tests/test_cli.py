@@ -236,6 +236,19 @@ def test_bad_sampling_options_and_devices_are_one_line(tmp_path, photo_png, vqc_
     if not torch.cuda.is_available():
         assert_clean_failure(run("compress", photo_png, tmp_path / "c.vqc", "--device", "cuda"))
         assert_clean_failure(run("decompress", vqc_file, tmp_path / "c.png", "--device", "cuda"))
+        for args in (("sample", "-n", 1, "-o", tmp_path / "s.png"), ("complete", photo_png, tmp_path / "d.png"),
+                     ("demo", "-o", tmp_path / "demo.png"), ("bench", tmp_path, "--codecs", "vqcodec"),
+                     ("train", "tokenizer", tmp_path, "--run", tmp_path / "run"),
+                     ("train", "prior", tmp_path, "--run", tmp_path / "run")):
+            r = run(*args, "--device", "cuda")
+            assert_clean_failure(r)
+            assert "no CUDA device" in r.output, args
+
+
+@pytest.mark.parametrize("command", [["compress"], ["decompress"], ["sample"], ["complete"], ["demo"], ["bench"],
+                                     ["train", "tokenizer"], ["train", "prior"]])
+def test_every_command_that_runs_a_network_takes_a_device(command):
+    assert "--device [cpu|cuda]" in run(*command, "--help").output
 
 
 def test_an_image_over_pillows_bomb_limit_is_one_line(tmp_path, monkeypatch):

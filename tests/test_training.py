@@ -519,3 +519,20 @@ def test_a_deeper_decoder_grown_from_a_model_ships_as_a_decoder_of_that_model(im
     data = vqcodec.compress(Image.open(next(image_folder.glob("*.png"))), model=old)
     np.testing.assert_array_equal(decode_grid(data, model=new)[1].indices, decode_grid(data, model=old)[1].indices)
     assert vqcodec.decompress(data, model=new).size == (96, 64)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_prior_and_tokenizer_train_on_the_device_they_are_given(image_folder, tmp_path):
+    from vqcodec.train import prior as prior_training
+
+    prior_cfg = PriorConfig(codebook_size=16, depth=2, window=4, n_layer=1, n_head=2, n_embd=16)
+    tokenizer_run(image_folder, tmp_path / "run", steps=2)
+    seen = []
+    step = prior_training._train_step
+    prior_training._train_step = lambda cfg, prior, *a: seen.append(prior.code_emb.weight.device.type) or step(cfg, prior, *a)
+    try:
+        train_prior(PriorTrainConfig(data=str(image_folder), out=str(tmp_path / "run"), steps=2, batch=4, warmup=1,
+                                     eval_every=100, holdout=0.5, device="cuda"), prior_cfg)
+    finally:
+        prior_training._train_step = step
+    assert seen == ["cuda", "cuda"]

@@ -73,3 +73,16 @@ def test_a_files_model_id_finds_the_shipped_model_that_decodes_it(model):
     for older in json.loads((MODELS[DEFAULT_MODEL] / CONFIG).read_text()).get("reads_files_of", {}):
         assert find_model_by_id(bytes.fromhex(older)) == DEFAULT_MODEL
     assert find_model_by_id(b"\0\0\0\0") is None
+
+
+def test_a_device_beside_a_loaded_model_is_refused_not_ignored(model, small_photo):
+    import torch
+
+    other = "cuda" if model.device.type == "cpu" else "cpu"
+    with pytest.raises(ValueError, match=f"not on {other}.*move it"):
+        vqcodec.compress(small_photo, model=model, device=other)
+    with pytest.raises(ValueError, match="move it"):
+        vqcodec.sample(1, size=(16, 16), model=model, device=other)
+    assert vqcodec.compress(small_photo, model=model, device=model.device.type) == vqcodec.compress(small_photo,
+                                                                                                    model=model)
+    assert vqcodec.zoo.resolve_model(model, torch.device(model.device.type)) is model

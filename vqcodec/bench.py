@@ -108,11 +108,12 @@ def shrunk(codec: Codec, factor: int) -> Codec:
     return Codec(f"{codec.name}@1/{factor}", codec.settings, encode, decode, f"{codec.version}-lanczos-1/{factor}")
 
 
-def codec_named(name: str, model=None) -> Codec:
-    """vqcodec, a classical codec (classical_codecs), or CODEC@1/N: that codec of the picture shrunk N times."""
+def codec_named(name: str, model=None, device: str | None = None) -> Codec:
+    """vqcodec (its networks on `device`), a classical codec (classical_codecs), or CODEC@1/N: that codec of
+    the picture shrunk N times."""
     known = classical_codecs()
     if name == "vqcodec":
-        return vqcodec_codec(model)
+        return vqcodec_codec(model, device)
     base, _, scale = name.partition("@")
     if base in known and not scale:
         return known[base]
@@ -144,11 +145,11 @@ def match_size(codec: Codec, rgb: np.ndarray, target: int, settings: range = ran
     return settings[best], files[best]
 
 
-def vqcodec_codec(model=None) -> Codec:
+def vqcodec_codec(model=None, device: str | None = None) -> Codec:
     from .codec import compress, decompress
     from .zoo import resolve_model
 
-    m = resolve_model(model)
+    m = resolve_model(model, device)
     return Codec("vqcodec", list(range(1, m.levels + 1)),
                  lambda rgb, quality: compress(rgb, quality=quality, model=m),
                  lambda data, shape: np.asarray(decompress(data, model=m)),
@@ -189,7 +190,7 @@ _bench_worker: dict = {}
 
 def _start_bench_worker(threads: int, options: dict) -> None:
     torch.set_num_threads(threads)
-    _bench_worker["codecs"] = {c: codec_named(c, options["model"]) for c in options["codecs"]}
+    _bench_worker["codecs"] = {c: codec_named(c, options["model"], options["device"]) for c in options["codecs"]}
     _bench_worker["lpips"] = options.get("lpips_model") or load_lpips()
 
 
@@ -200,14 +201,15 @@ def _measure_task(task: tuple[Path, str, object]) -> dict:
 
 
 def run_bench(folder: str | Path, codecs: list[str], out: str | Path, model=None,
-              log: Callable[[str], None] = print, lpips_model=None, jobs: int = 1) -> list[dict]:
+              log: Callable[[str], None] = print, lpips_model=None, jobs: int = 1,
+              device: str | None = None) -> list[dict]:
     """Measure every image under `folder` with every codec setting; returns one row per pair.
     Images that cannot be read are reported through `log` and skipped. jobs > 1 measures on that many
     worker processes (vqcodec.batch's pool), each with cores // jobs torch threads: encode and decode
-    times are then those of a process sharing the machine."""
+    times are then those of a process sharing the machine. device: where vqcodec's networks run."""
     from .batch import process_map
 
-    chosen = [codec_named(c, model) for c in codecs]
+    chosen = [codec_named(c, model, device) for c in codecs]
     cache = ResultCache(Path(out) / "cache" / "results.json")
     readable, tasks = [], []
     for path in image_files(Path(folder)):
@@ -223,7 +225,7 @@ def run_bench(folder: str | Path, codecs: list[str], out: str | Path, model=None
         tasks += [(path, codec.name, setting, key) for codec, setting, key in keys if key not in cache.rows]
     if jobs > 1 and hasattr(model, "model_id"):
         raise ValueError("with jobs > 1 give the model by name or folder: each worker loads its own")
-    options = {"codecs": codecs, "model": model, "lpips_model": None if jobs > 1 else lpips_model}
+    options = {"codecs": codecs, "model": model, "device": device, "lpips_model": None if jobs > 1 else lpips_model}
     with tqdm(total=len(tasks), desc="bench") as bar:
         for (_, _, _, key), row in zip(tasks, process_map(_measure_task, [t[:3] for t in tasks], jobs,
                                                           _start_bench_worker, options)):
@@ -316,10 +318,10 @@ def plot_curves(curves: dict[str, list[dict]], path: Path, max_bpp: float = 0.7)
 
 
 def comparison_grid(image_paths: list[Path], rows: list[dict], codecs: list[str], out: Path, model=None,
-                    crop: int = 192) -> Path:
+                    crop: int = 192, device: str | None = None) -> Path:
     """One row per image and vqcodec level: the centre crop of the image decoded by every codec at the
     setting whose bpp on this image is nearest to vqcodec's, labelled with codec and bpp."""
-    known = {name: codec_named(name, model) for name in ["vqcodec", *codecs]}
+    known = {name: codec_named(name, model, device) for name in ["vqcodec", *codecs]}
     columns = ["original", "vqcodec"] + [c for c in codecs if c != "vqcodec"]
     cells = []  # (row, column, tile, caption)
     for image_path in image_paths:
@@ -358,9 +360,10 @@ def labelled_sheet(cells: list[tuple[int, int, Image.Image, str]], tile: tuple[i
 
 def write_report(rows: list[dict], out: str | Path, codecs: list[str], folder: str | Path,
                  command: str, model=None, grid_images: list[str] | None = None,
-                 grid_codecs: list[str] | None = None) -> dict:
+                 grid_codecs: list[str] | None = None, device: str | None = None) -> dict:
     """CSV, JSON, markdown, plots and the comparison grid (of grid_images, file names, default: the
-    first image; of grid_codecs, default: all of codecs); returns the JSON summary."""
+    first image; of grid_codecs, default: all of codecs; vqcodec's networks on `device`); returns the
+    JSON summary."""
     out = Path(out)
     write_csv(rows, out / "per_image.csv")
     curves = mean_curves(rows)
@@ -386,5 +389,6 @@ def write_report(rows: list[dict], out: str | Path, codecs: list[str], folder: s
         files = image_files(Path(folder))
         chosen = [p for p in files if p.name in (grid_images or [])] or files[:1]
         # 176-pixel crops keep a grid of 4 images x 6 levels x 4 columns under 5 MB
-        comparison_grid(chosen, rows, grid_codecs or codecs, out / "comparison_grid.png", model, crop=176)
+        comparison_grid(chosen, rows, grid_codecs or codecs, out / "comparison_grid.png", model, crop=176,
+                        device=device)
     return summary

@@ -288,6 +288,7 @@ def _drawing_options(f):
         click.option("--top-p", type=float, default=None,
                      help="Draw from the most likely codes that make up this share of probability, in (0, 1] [default: 1]."),
         click.option("--model", "-m", default=None, help=f"Shipped model name or model folder [default: {DEFAULT_MODEL}]."),
+        DEVICE,
     ]):
         f = option(f)
     return f
@@ -303,7 +304,7 @@ def _drawing_options(f):
 @_drawing_options
 @QUIET
 def sample(count: int, dst: str, size: str, quality: int | None, seed: int, temperature: float,
-           top_k: int | None, top_p: float | None, model: str | None, quiet: bool) -> None:
+           top_k: int | None, top_p: float | None, model: str | None, device: str, quiet: bool) -> None:
     """Draw images from the prior (unconditional generation)."""
     from .generate import image_grid, sample as _sample
 
@@ -314,7 +315,8 @@ def sample(count: int, dst: str, size: str, quality: int | None, seed: int, temp
     if width < 1 or height < 1:
         raise click.BadParameter(f"width and height must be at least 1, got {size!r}", param_hint="--size")
     image_format(dst)
-    images = _sample(count, (width, height), quality, temperature, top_k, top_p, seed, model, progress=not quiet)
+    images = _sample(count, (width, height), quality, temperature, top_k, top_p, seed, model, check_device(device),
+                     progress=not quiet)
     save_image(image_grid(images, min(count, 4)), dst)
     if not quiet:
         click.echo(f"{dst}: {count} samples of {width}x{height}")
@@ -335,7 +337,7 @@ def sample(count: int, dst: str, size: str, quality: int | None, seed: int, temp
 @QUIET
 def complete(src: str, dst: str | None, keep: str, mask: str | None, count: int, out_dir: str | None,
              quality: int | None, seed: int | None, temperature: float, top_k: int | None, top_p: float | None,
-             model: str | None, quiet: bool) -> None:
+             model: str | None, device: str, quiet: bool) -> None:
     """Keep part of the picture SRC and let the prior draw the rest; N completions side by side in DST
     (a PNG), or N files in --out-dir.
 
@@ -350,7 +352,7 @@ def complete(src: str, dst: str | None, keep: str, mask: str | None, count: int,
     if dst:
         image_format(dst)
     results = _complete(src, mask if mask else keep, count, seed, quality, temperature, top_k, top_p, model,
-                        progress=not quiet)
+                        check_device(device), progress=not quiet)
     if dst:
         save_image(image_grid(results, min(count, 4)), dst)
         written = dst
@@ -367,7 +369,8 @@ def complete(src: str, dst: str | None, keep: str, mask: str | None, count: int,
 @click.option("-o", "--out", "dst", default="vqcodec-demo.png", show_default=True, help="Side-by-side PNG.")
 @click.option("--quality", "-q", type=click.IntRange(min=1), default=None, help=_levels_help())
 @click.option("--model", "-m", default=None, help=f"Shipped model name or model folder [default: {DEFAULT_MODEL}].")
-def demo(dst: str, quality: int | None, model: str | None) -> None:
+@DEVICE
+def demo(dst: str, quality: int | None, model: str | None, device: str) -> None:
     """Compress and decompress scikit-image's astronaut, and show it beside AVIF at the nearest size not
     smaller than vqcodec's and AVIF of the half-size picture scaled back up at the nearest size: one
     labelled PNG and the same table."""
@@ -378,8 +381,10 @@ def demo(dst: str, quality: int | None, model: str | None) -> None:
     from .bench import codec_named, match_size
     from .codec import compress as _compress, decompress as _decompress, describe
     from .metrics import load_lpips, lpips_distance, psnr
+    from .zoo import load_model
 
     image_format(dst)
+    model = load_model(model, check_device(device))
     original = skdata.astronaut()
     h, w = original.shape[:2]
     t0 = time.perf_counter()
@@ -431,9 +436,10 @@ def demo(dst: str, quality: int | None, model: str | None) -> None:
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes measuring in parallel; each gets cores/jobs torch threads, so the timing "
                    "columns are those of a process sharing the machine.")
+@DEVICE
 @QUIET
 def bench(folder: str, codecs: str, out: str, model: str | None, grid_image: str | None,
-          grid_codecs: str | None, jobs: int, quiet: bool) -> None:
+          grid_codecs: str | None, jobs: int, device: str, quiet: bool) -> None:
     """Rate-distortion benchmark of the images under FOLDER: CSV, JSON, markdown, plots, BD-rates."""
     need_extra("bench", "lpips", "matplotlib", "scipy", "skimage")
     if quiet:
@@ -444,12 +450,13 @@ def bench(folder: str, codecs: str, out: str, model: str | None, grid_image: str
     shown = ["vqcodec"] + [c.strip() for c in grid_codecs.split(",") if c.strip()] if grid_codecs else None
     if shown and not set(shown) <= set(names):
         raise click.ClickException(f"--grid-codecs {grid_codecs}: the grid can only show benchmarked codecs ({codecs})")
-    rows = run_bench(folder, names, out, model, log=lambda m: click.echo(f"vqcodec: {m}", err=True), jobs=jobs)
+    rows = run_bench(folder, names, out, model, log=lambda m: click.echo(f"vqcodec: {m}", err=True), jobs=jobs,
+                     device=check_device(device))
     if not rows:
         raise click.ClickException(f"no readable images under {folder}")
     command = "vqcodec bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else f"vqcodec bench {folder}"
     grid_images = [g.strip() for g in grid_image.split(",")] if grid_image else None
-    write_report(rows, out, names, folder, command, model, grid_images, shown)
+    write_report(rows, out, names, folder, command, model, grid_images, shown, device=device)
     if not quiet:
         click.echo(Path(out, "results.md").read_text())
 
@@ -509,11 +516,12 @@ def train() -> None:
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="bf16: the networks under bf16 autocast (fast on GPUs and on CPUs with AMX, slow on other CPUs).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the crops and the initialisation.")
+@DEVICE
 @click.pass_context
 def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, batch, crop, lr, decay_from,
                         disc_start, disc_warmup, disc_weight, discriminator, freeze_encoder, depth, code_dim,
                         decoder_blocks, new_code_scale, init_from, ancestor_pixels, held_out_every, eval_every, precision,
-                        seed) -> None:
+                        seed, device) -> None:
     """Train the VQ-GAN tokenizer on the images under DATA."""
     from .tokenizer import TokenizerConfig
     need_extra("train", "lpips")
@@ -529,7 +537,7 @@ def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, 
                    new_code_scale=new_code_scale, ancestor_pixels=ancestor_pixels,
                    held_out_every=held_out_every, eval_every=eval_every, precision=precision, seed=seed)
     model_cfg = run_cfg = None
-    places = dict(data=data, out=out or "", state=state or "")
+    places = dict(data=data, out=out or "", state=state or "", device=check_device(device))
     if state and lasting.has_state(Path(state)):  # the run's own config; the options given change this stretch
         given = {k: v for k, v in options.items()
                  if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
@@ -572,12 +580,14 @@ def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, 
               help="The prior's lasting state (e.g. eval/runs/v4-prior): fp16 weights + state.json, written with "
                    "every checkpoint and resumed (a warm restart) when newer than --run's; refused for the "
                    "grids of another encoder.")
-def train_prior_cmd(data, out, steps, minutes, batch, seed, tokenizer, precision, state) -> None:
+@DEVICE
+def train_prior_cmd(data, out, steps, minutes, batch, seed, tokenizer, precision, state, device) -> None:
     """Train the transformer prior on token grids of the images under DATA."""
     from .train.prior import PriorTrainConfig, train_prior
 
     train_prior(PriorTrainConfig(data=data, out=out, steps=steps, minutes=minutes, batch=batch, seed=seed,
-                                 tokenizer=tokenizer or "", precision=precision, state=state or ""))
+                                 tokenizer=tokenizer or "", precision=precision, state=state or "",
+                                 device=check_device(device)))
 
 
 @train.command("export")

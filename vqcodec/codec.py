@@ -85,7 +85,7 @@ def _check_rd_lambda(rd_lambda: float) -> float:
 
 
 def tokenize(image: ImageLike, quality: int | None = None, model: Model | str | None = None,
-             device: str = "cpu", rd_lambda: float = DEFAULT_RD_LAMBDA) -> TokenGrid:
+             device: str | None = None, rd_lambda: float = DEFAULT_RD_LAMBDA) -> TokenGrid:
     """The token grid the codec stores for an image at a quality level (search.py): codes chosen for
     closeness to the encoder's latent plus rd_lambda times their bits under the prior (0: closeness only)."""
     m = resolve_model(model, device)
@@ -99,7 +99,7 @@ def tokenize(image: ImageLike, quality: int | None = None, model: Model | str | 
 
 
 def detokenize(grid: TokenGrid, width: int, height: int, model: Model | str | None = None,
-               device: str = "cpu") -> Image.Image:
+               device: str | None = None) -> Image.Image:
     """The picture a token grid stands for, cropped to width x height."""
     m = resolve_model(model, device)
     indices = torch.from_numpy(grid.indices)[None].to(m.device)
@@ -107,7 +107,7 @@ def detokenize(grid: TokenGrid, width: int, height: int, model: Model | str | No
 
 
 def reconstruct(image: ImageLike, quality: int | None = None, model: Model | str | None = None,
-                device: str = "cpu", rd_lambda: float = DEFAULT_RD_LAMBDA) -> Image.Image:
+                device: str | None = None, rd_lambda: float = DEFAULT_RD_LAMBDA) -> Image.Image:
     """What decompress(compress(image)) returns (for the same quality and rd_lambda), without coding."""
     rgb = to_rgb(image)
     grid = tokenize(rgb, quality, model, device, rd_lambda)
@@ -115,7 +115,7 @@ def reconstruct(image: ImageLike, quality: int | None = None, model: Model | str
 
 
 def compress(image: ImageLike, quality: int | None = None, model: Model | str | None = None,
-             device: str = "cpu", coder: str = "prior", rd_lambda: float = DEFAULT_RD_LAMBDA) -> bytes:
+             device: str | None = None, coder: str = "prior", rd_lambda: float = DEFAULT_RD_LAMBDA) -> bytes:
     """Encode an image (path, PIL image or numpy array) into .vqc bytes.
     coder: "prior" (the transformer prior) or "uniform" (log2 K bits per index, for reference).
     rd_lambda: what a bit is worth against the latent's squared error when the encoder picks codes
@@ -135,7 +135,7 @@ def compress(image: ImageLike, quality: int | None = None, model: Model | str | 
     return bitstream.pack(header, payload)
 
 
-def _decoding_model(header: Header, model: Model | str | None, device: str) -> Model:
+def _decoding_model(header: Header, model: Model | str | None, device: str | None) -> Model:
     if model is None:
         name = find_model_by_id(header.model_id)
         if name is None and header.model_id in RETIRED_MODELS:
@@ -168,7 +168,7 @@ def _check_grid(header: Header, payload: bytes, m: Model) -> tuple[int, int]:
     return expected_grid
 
 
-def decode_grid(source: VqcSource, model: Model | str | None = None, device: str = "cpu",
+def decode_grid(source: VqcSource, model: Model | str | None = None, device: str | None = None,
                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[Header, TokenGrid, Model]:
     """The header and the verified token grid of a .vqc file, and the model that decodes it."""
     header, payload = bitstream.unpack(read_source(source))
@@ -182,7 +182,7 @@ def decode_grid(source: VqcSource, model: Model | str | None = None, device: str
     return header, grid, m
 
 
-def decompress(source: VqcSource, model: Model | str | None = None, device: str = "cpu",
+def decompress(source: VqcSource, model: Model | str | None = None, device: str | None = None,
                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode a .vqc file (bytes, a path or a binary file object) into an RGB image.
     max_pixels: refuse files that claim a larger picture (PixelLimitError); None lifts the limit.

@@ -74,7 +74,7 @@ def _sampler(rng: np.random.Generator, temperature: float, top_k: int | None, to
 
 def sample(n: int = 1, size: tuple[int, int] = (256, 256), quality: int | None = None,
            temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-           seed: int = 0, model: Model | str | None = None, device: str = "cpu",
+           seed: int = 0, model: Model | str | None = None, device: str | None = None,
            progress: bool = False) -> list[Image.Image]:
     """n images of size (width, height), as Pillow gives sizes, drawn from the prior: within one window
     (256 x 256 pixels for the shipped model) as the codec walks it; larger through the sliding attention
@@ -129,7 +129,7 @@ def token_mask(mask: np.ndarray, f: int) -> np.ndarray:
 
 def complete(image: ImageLike, keep: str | ImageLike = "top:0.5", n: int = 1, seed: int | None = None,
              quality: int | None = None, temperature: float = 1.0, top_k: int | None = None,
-             top_p: float | None = None, model: Model | str | None = None, device: str = "cpu",
+             top_p: float | None = None, model: Model | str | None = None, device: str | None = None,
              progress: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> list[Image.Image]:
     """n completions of a picture: the tokens of what `keep` keeps come from the encoder (as compress
     chooses them, at `quality` depths), every other token is drawn from the prior in raster order

@@ -158,9 +158,21 @@ def _read_model(label: str, folder: Path) -> Model:
     return Model(label, tokenizer, prior, model_identity(folder), cfg.get("default_quality", 1), reads)
 
 
-def resolve_model(model: "Model | str | Path | None", device: str = "cpu") -> Model:
-    """A Model as given, or the shipped model / model folder it names (default: the shipped default)."""
-    return model if isinstance(model, Model) else load_model(model, device)
+def resolve_model(model: "Model | str | Path | None", device: str | torch.device | None = None) -> Model:
+    """A Model as given, or the shipped model / model folder it names (default: the shipped default) loaded
+    on `device` (default: the CPU). A device that is not a given Model's own is refused, not ignored: move
+    the model with Model.to(device) first."""
+    if not isinstance(model, Model):
+        return load_model(model, device or "cpu")
+    if device is not None and not _same_device(torch.device(device), model.device):
+        raise ValueError(f"model {model.name} is on {model.device}, not on {device}: move it with "
+                         f".to({str(device)!r}) or leave device out")
+    return model
+
+
+def _same_device(asked: torch.device, actual: torch.device) -> bool:
+    """"cuda" names whichever CUDA device the model is on; "cuda:1" only that one."""
+    return asked.type == actual.type and (asked.index is None or asked.index == actual.index)
 
 
 def find_model_by_id(model_id: bytes) -> str | None:

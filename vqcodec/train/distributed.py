@@ -13,10 +13,13 @@ import torch
 import torch.distributed as dist
 
 
-def setup() -> tuple[int, int, torch.device]:
-    """(rank, world size, device) of this process; joins torchrun's process group if there is one."""
+def setup(device_type: str = "cpu") -> tuple[int, int, torch.device]:
+    """(rank, world size, device) of this process on `device_type` ("cpu" or "cuda": under torchrun, the
+    GPU of this process's local rank); joins torchrun's process group if there is one."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = torch.cuda.is_available()
+    cuda = device_type == "cuda"
+    if cuda and not torch.cuda.is_available():
+        raise ValueError("device cuda: no CUDA device is available here")
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if cuda else torch.device("cpu")
     if world == 1:
         return 0, 1, device

@@ -41,23 +41,25 @@ class PriorTrainConfig:
     precision: str = "fp32"      # "bf16": the training steps under bf16 autocast (GPUs, CPUs with AMX)
     state: str = ""              # the run's lasting state (state.py: fp16 weights + state.json), written
                                  # with every checkpoint; resumed (a warm restart) when newer than out's
+    device: str = "cpu"          # where the prior trains and the tokenizer makes the grids ("cuda": a GPU)
 
 
 @torch.no_grad()
 def token_cache_name(tokenizer: Tokenizer) -> str:
     """The cache file of a tokenizer's grids, named by a digest of what decides them: the encoder and
     the codebooks (the decoder may change without changing a single index)."""
-    digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in
+    digest = hashlib.sha256(b"".join(p.detach().cpu().numpy().tobytes() for p in
                                      (*tokenizer.encoder.parameters(), tokenizer.quantizer.codebooks))).hexdigest()
     return f"tokens_{digest[:12]}.npz"
 
 
 def token_cache(tokenizer: Tokenizer, data: Path, cache: Path) -> list[np.ndarray]:
-    """Full-depth index grids (depth, h, w) of every image and its mirror image, computed once."""
+    """Full-depth index grids (depth, h, w) of every image and its mirror image, computed once, on the
+    tokenizer's device."""
     if cache.exists():
         with np.load(cache, allow_pickle=False) as z:
             return [z[k] for k in sorted(z.files, key=int)]
-    f = tokenizer.cfg.downsample
+    f, device = tokenizer.cfg.downsample, tokenizer.quantizer.codebooks.device
     grids = []
     for path in tqdm(image_files(data), desc="tokenizing"):
         a = to_rgb(path)
@@ -65,8 +67,8 @@ def token_cache(tokenizer: Tokenizer, data: Path, cache: Path) -> list[np.ndarra
         if a.size == 0:
             continue
         for view in (a, a[:, ::-1]):
-            x = to_unit_range(torch.from_numpy(np.array(view)).permute(2, 0, 1)[None])
-            grids.append(tokenizer.encode(x, tokenizer.cfg.depth)[0].numpy().astype(np.int16))
+            x = to_unit_range(torch.from_numpy(np.array(view)).permute(2, 0, 1)[None]).to(device)
+            grids.append(tokenizer.encode(x, tokenizer.cfg.depth)[0].cpu().numpy().astype(np.int16))
     tmp = cache.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, **{str(i): g for i, g in enumerate(grids)})
     tmp.replace(cache)
@@ -79,7 +81,7 @@ class TileSampler:
         self.rng = np.random.default_rng(seed)
 
     def batch(self, n: int, th: int, tw: int, quality: int) -> torch.Tensor:
-        """n random th x tw tiles at `quality` depths: (n, th, tw, quality)."""
+        """n random th x tw tiles at `quality` depths: (n, th, tw, quality), on the CPU."""
         out = np.empty((n, th, tw, quality), np.int64)
         for k in range(n):
             while True:
@@ -93,7 +95,9 @@ class TileSampler:
 
 
 def tile_loss(prior: PriorModel, tiles: torch.Tensor, bf16: bool = False) -> torch.Tensor:
-    """Mean cross-entropy in nats per index; bf16: the network under bf16 autocast (the loss in fp32)."""
+    """Mean cross-entropy in nats per index, on the prior's device; bf16: the network under bf16 autocast
+    (the loss in fp32)."""
+    tiles = tiles.to(prior.code_emb.weight.device)
     with torch.autocast(tiles.device.type, dtype=torch.bfloat16, enabled=bf16):
         logits = prior(tiles)  # (B, T, q, K)
     return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tiles.reshape(-1))
@@ -120,7 +124,8 @@ def _prior_data(train_cfg: PriorTrainConfig, out: Path) -> tuple[Tokenizer, str,
     """The run's tokenizer, the name of its token cache, and the training and held-out grids (every
     n-th image with its mirror held out)."""
     tokenizer = read_tokenizer(Path(train_cfg.tokenizer or out))[0].eval()
-    tokens = token_cache_name(tokenizer)
+    tokens = token_cache_name(tokenizer)  # named by the weights alone, wherever they run
+    tokenizer.to(train_cfg.device)
     grids = token_cache(tokenizer, Path(train_cfg.data), out / tokens)
     every = max(2, round(1 / train_cfg.holdout))
     held = [g for k, g in enumerate(grids) if (k // 2) % every == 0]
@@ -165,7 +170,7 @@ def _start(train_cfg: PriorTrainConfig, prior_cfg: PriorConfig | None, tokenizer
                              f"({record['tokens']}, not {tokens}): give it the tokenizer it was trained on")
         prior_cfg = PriorConfig.from_dict(record["model"])
     prior_cfg = prior_cfg or PriorConfig(codebook_size=tokenizer.cfg.codebook_size, depth=tokenizer.cfg.depth)
-    prior = PriorModel(prior_cfg)
+    prior = PriorModel(prior_cfg).to(train_cfg.device)
     opt = _optimizer(prior, train_cfg)
     sampler = TileSampler(sampler_grids, prior_cfg.window, train_cfg.seed)
     where = {"step": 0, "wall_seconds": 0.0, "warm_restart_step": 0}

@@ -59,6 +59,7 @@ class TokenizerTrainConfig:
     eval_every: int = 0          # score the held-out pictures every this many steps into the state
     ancestor_pixels: int = 0     # training pixels init_from's weights had seen before this run
     precision: str = "fp32"      # "bf16": the networks under bf16 autocast (GPUs; the quantizer stays fp32)
+    device: str = "cpu"          # "cuda": on the GPU (under torchrun: each process on its local rank's)
 
 
 @torch.no_grad()
@@ -356,7 +357,7 @@ class Stretch:
 
 
 # where a run's checkpoints live and when a process stops: never part of what a stretch changes
-_PLACES = ("data", "out", "state", "minutes", "stretch_minutes", "stop_after")
+_PLACES = ("data", "out", "state", "minutes", "stretch_minutes", "stop_after", "device")
 
 
 def _changes(train_cfg: TokenizerTrainConfig, run_cfg: TokenizerTrainConfig) -> dict:
@@ -404,7 +405,7 @@ def train_tokenizer(train_cfg: TokenizerTrainConfig, model_cfg: TokenizerConfig 
         raise ValueError(f"decay_from ({train_cfg.decay_from}) must come before the run's last step ({train_cfg.steps})")
     if train_cfg.discriminator not in DISCRIMINATORS:
         raise ValueError(f"no discriminator {train_cfg.discriminator!r}: one of {', '.join(DISCRIMINATORS)}")
-    rank, world, device = distributed.setup()
+    rank, world, device = distributed.setup(train_cfg.device)
     out = Path(train_cfg.out or train_cfg.state)
     ckpt = out / "tokenizer_ckpt"
     for folder in (train_cfg.out, train_cfg.state):
