@@ -174,17 +174,17 @@ def test_sample_draws_images_of_the_asked_size(model):
     assert not np.array_equal(np.asarray(a[0]), np.asarray(a[1]))
 
 
-def test_images_larger_than_a_cnn_tile_go_through_in_tiles_without_visible_seams(model, astronaut, monkeypatch):
+def test_images_larger_than_a_cnn_patch_go_through_in_patches_without_visible_seams(model, astronaut, monkeypatch):
     from vqcodec import tokenizer
 
     image = np.concatenate([astronaut, astronaut[:, ::-1], astronaut], 1)[100:260, :1100]  # 69 x 10 tokens
-    assert -(-image.shape[1] // model.downsample) > tokenizer.CNN_TILE
-    tiled = np.asarray(vqcodec.decompress(vqcodec.compress(image, model=model), model=model))
-    monkeypatch.setattr(tokenizer, "CNN_TILE", 10 ** 6)  # the whole image in one pass, for reference
+    assert -(-image.shape[1] // model.downsample) > tokenizer.CNN_PATCH
+    patched = np.asarray(vqcodec.decompress(vqcodec.compress(image, model=model), model=model))
+    monkeypatch.setattr(tokenizer, "CNN_PATCH", 10 ** 6)  # the whole image in one pass, for reference
     whole = np.asarray(vqcodec.reconstruct(image, model=model))
-    assert tiled.shape == image.shape
-    assert psnr(tiled, whole) > 25
-    assert psnr(tiled, image) > psnr(whole, image) - 0.5
+    assert patched.shape == image.shape
+    assert psnr(patched, whole) > 25
+    assert psnr(patched, image) > psnr(whole, image) - 0.5
 
 
 # Token grids <-> payload: every grid comes back exactly, under any prior, at any shape.

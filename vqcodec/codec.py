@@ -12,7 +12,7 @@ from PIL import Image
 
 from . import bitstream
 from .bitstream import DEFAULT_MAX_PIXELS, Coder, FormatError, Header, check_pixels
-from .coding import Decoder, Encoder, payload_too_short
+from .coding import RangeDecoder, RangeEncoder, payload_too_short
 from .defaults import DEFAULT_RD_LAMBDA
 from .images import ImageLike, to_rgb
 from .intprior import IntPrior
@@ -46,7 +46,7 @@ def read_source(source: VqcSource) -> bytes:
 
 def encode_tokens(grid: TokenGrid, prior: IntPrior | None) -> bytes:
     """Range-code a token grid under the prior's integer frequencies; prior=None codes uniformly."""
-    encoder = Encoder()
+    encoder = RangeEncoder()
     if prior is None:
         encoder.uniform(grid.indices.ravel(), grid.codebook_size)
         return encoder.payload()
@@ -58,7 +58,7 @@ def encode_tokens(grid: TokenGrid, prior: IntPrior | None) -> bytes:
 def decode_tokens(payload: bytes, quality: int, shape: tuple[int, int], codebook_size: int,
                   prior: IntPrior | None) -> TokenGrid:
     """Inverse of encode_tokens; FormatError as soon as the payload proves too short or invalid."""
-    decoder = Decoder(payload)
+    decoder = RangeDecoder(payload)
     h, w = shape
     if prior is None:
         return TokenGrid(decoder.uniform(quality * h * w, codebook_size).reshape(quality, h, w), codebook_size)

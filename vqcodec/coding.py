@@ -23,7 +23,7 @@ def payload_too_short(payload: bytes, information_bits: float) -> bool:
     return information_bits > 8 * len(payload) + SLACK_BITS
 
 
-class Encoder:
+class RangeEncoder:
     """Symbols in, payload bytes out."""
 
     def __init__(self) -> None:
@@ -42,7 +42,7 @@ class Encoder:
         return self._coder.get_compressed().astype("<u4").tobytes().rstrip(b"\0")
 
 
-class Decoder:
+class RangeDecoder:
     """Payload bytes in, symbols out; raises FormatError as soon as the payload proves too short or
     invalid, so that the work before a refusal grows with the payload, not with what a header claims."""
 

@@ -183,25 +183,25 @@ class ResidualQuantizer(nn.Module):
         return z.permute(0, 3, 1, 2)
 
 
-CNN_TILE = 64   # token grids larger than this a side go through the CNNs in tiles of this many tokens,
+CNN_PATCH = 64  # token grids larger than this a side go through the CNNs in patches of this many tokens,
 CNN_HALO = 8    # each seen with this many tokens of context on every side: memory stays bounded
-                # (activations and the attention map of one tile), whatever the image size
+                # (activations and the attention map of one patch), whatever the image size
 
 
-def _in_tiles(run: Callable[[slice, slice], torch.Tensor], h: int, w: int, scale: int) -> torch.Tensor:
+def _in_patches(run: Callable[[slice, slice], torch.Tensor], h: int, w: int, scale: int) -> torch.Tensor:
     """Assemble run(rows, cols) -> (B, C, len(rows)*scale, len(cols)*scale) over an h x w token grid:
-    in one call when the grid fits a tile, else tile by tile with a halo that is cropped away."""
-    if h <= CNN_TILE and w <= CNN_TILE:
+    in one call when the grid fits a patch, else patch by patch with a halo that is cropped away."""
+    if h <= CNN_PATCH and w <= CNN_PATCH:
         return run(slice(0, h), slice(0, w))
     out = None
-    for y in range(0, h, CNN_TILE):
-        for x in range(0, w, CNN_TILE):
-            ya, yb = max(0, y - CNN_HALO), min(h, y + CNN_TILE + CNN_HALO)
-            xa, xb = max(0, x - CNN_HALO), min(w, x + CNN_TILE + CNN_HALO)
+    for y in range(0, h, CNN_PATCH):
+        for x in range(0, w, CNN_PATCH):
+            ya, yb = max(0, y - CNN_HALO), min(h, y + CNN_PATCH + CNN_HALO)
+            xa, xb = max(0, x - CNN_HALO), min(w, x + CNN_PATCH + CNN_HALO)
             part = run(slice(ya, yb), slice(xa, xb))
             if out is None:
                 out = part.new_empty(*part.shape[:2], h * scale, w * scale)
-            th, tw = min(CNN_TILE, h - y), min(CNN_TILE, w - x)
+            th, tw = min(CNN_PATCH, h - y), min(CNN_PATCH, w - x)
             out[:, :, y * scale:(y + th) * scale, x * scale:(x + tw) * scale] = \
                 part[:, :, (y - ya) * scale:(y - ya + th) * scale, (x - xa) * scale:(x - xa + tw) * scale]
     return out
@@ -223,7 +223,7 @@ class Tokenizer(nn.Module):
         def encode_part(ys: slice, xs: slice) -> torch.Tensor:
             return self.encoder(x[:, :, ys.start * f:ys.stop * f, xs.start * f:xs.stop * f])
 
-        return _in_tiles(encode_part, x.shape[2] // f, x.shape[3] // f, 1)
+        return _in_patches(encode_part, x.shape[2] // f, x.shape[3] // f, 1)
 
     @torch.inference_mode()
     def encode(self, x: torch.Tensor, quality: int) -> torch.Tensor:
@@ -233,9 +233,9 @@ class Tokenizer(nn.Module):
     @torch.inference_mode()
     def quantize_latent(self, z: torch.Tensor, quality: int) -> torch.Tensor:
         """latent (B, D, h, w) -> nearest-code indices (B, quality, h, w)."""
-        # In bands of CNN_TILE rows: the distance matrix to the codebook stays small on large images.
-        return torch.cat([self.quantizer.quantize(z[:, :, y:y + CNN_TILE])[0][:, :quality]
-                          for y in range(0, z.shape[2], CNN_TILE)], 2)
+        # In bands of CNN_PATCH rows: the distance matrix to the codebook stays small on large images.
+        return torch.cat([self.quantizer.quantize(z[:, :, y:y + CNN_PATCH])[0][:, :quality]
+                          for y in range(0, z.shape[2], CNN_PATCH)], 2)
 
     @torch.inference_mode()
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
@@ -243,7 +243,7 @@ class Tokenizer(nn.Module):
         def decode_part(ys: slice, xs: slice) -> torch.Tensor:
             return self.decoder(self.quantizer.lookup(indices[:, :, ys, xs])).clamp(-1, 1)
 
-        return _in_tiles(decode_part, indices.shape[2], indices.shape[3], self.cfg.downsample)
+        return _in_patches(decode_part, indices.shape[2], indices.shape[3], self.cfg.downsample)
 
     def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict:
         """Training pass. quality: (B,) depths kept per sample (depth dropout), 1..depth."""
