@@ -1,4 +1,4 @@
-"""eval/gpu_run.sh, the lasting run's stretch on a lent GPU machine, run here on the CPU: it resumes a
+"""eval/gpu/gpu_run.sh, the lasting run's stretch on a lent GPU machine, run here on the CPU: it resumes a
 state from packed crops and writes one that resumes again, within what such a machine can send back."""
 import json
 import os

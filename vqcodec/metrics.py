@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # torch is imported where LPIPS is used: PSNR and MS-SSIM do 
     import torch
 
 LPIPS_WEIGHTS_ENV = "VQCODEC_LPIPS_WEIGHTS"
-# LPIPS alex v0.1 as vqcodec ships it (eval/pack_lpips.py; licences beside it)
+# LPIPS alex v0.1 as vqcodec ships it (eval/gpu/pack_lpips.py; licences beside it)
 PACKAGED_LPIPS = Path(__file__).parent / "weights" / "lpips" / "alex_v0.1.safetensors"
 
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Make the kit eval/gpu_run.sh takes to a machine with no network: crop packs from the training
+# Make the kit eval/gpu/gpu_run.sh takes to a machine with no network: crop packs from the training
 # photos (never the held-out ones) and the wheels of what such a machine lacks, for Python 3.12.
 #
-#   eval/gpu_kit.sh ../shared/data/train [eval/gpu_kit] [MEGABYTES of crops]
+#   eval/gpu/gpu_kit.sh ../shared/data/train [eval/gpu_kit] [MEGABYTES of crops]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 train=$1 kit=${2:-eval/gpu_kit} megabytes=${3:-32}
-python eval/pack_crops.py "$train" "$kit/crops" --megabytes "$megabytes"
+python eval/gpu/pack_crops.py "$train" "$kit/crops" --megabytes "$megabytes"
 mkdir -p "$kit/wheels"
 python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \

@@ -1,6 +1,6 @@
 """Plot a training run's logs: tokenizer L1 / LPIPS and prior bits per index (train and held-out).
 
-    python eval/plot_training.py runs/v1 eval/results/training_curves.png
+    python eval/research/plot_training.py runs/v1 eval/results/training_curves.png
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The largest batch of training crops whose tokenizer step fits on this GPU (powers of two), for
-eval/gpu_run.sh: one generator step with LPIPS under bf16 autocast per size, peak memory at most 85 %
+eval/gpu/gpu_run.sh: one generator step with LPIPS under bf16 autocast per size, peak memory at most 85 %
 of the card's. Prints the batch; prints 8 where there is no GPU.
 
-    python eval/gpu_batch.py eval/runs/v4
+    python eval/gpu/gpu_batch.py eval/runs/v4
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Plot a lasting run's held-out scores (state.json's evaluations) against the training pixels its
 weights have seen, one line per quality level, beside a shipped model's scores on the same pictures
-(dashed; eval/compare_checkpoints.py --json).
+(dashed; eval/research/compare_checkpoints.py --json).
 
-    python eval/plot_run.py eval/runs/v4 --baseline eval/results/heldout_vqc-v3.json --out eval/results/v4_heldout.png
+    python eval/research/plot_run.py eval/runs/v4 --baseline eval/results/heldout_vqc-v3.json --out eval/results/v4_heldout.png
 """
 from __future__ import annotations
 

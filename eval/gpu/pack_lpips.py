@@ -5,7 +5,7 @@ The first two AlexNet convolutions, the linear layers and the scaling stay fp32;
 convolutions are stored in fp16. All-fp16 weights move LPIPS by up to 1.3e-4 on Kodak; this split keeps
 every pair within 1e-4 at 5.6 MB instead of 9.9 MB.
 
-    python eval/pack_lpips.py ../shared/weights/lpips_alex_v0.1.safetensors ../shared/data/kodak
+    python eval/gpu/pack_lpips.py ../shared/weights/lpips_alex_v0.1.safetensors ../shared/data/kodak
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def main() -> None:
             out = np.asarray(Image.open(buf).convert("RGB"))
             with torch.no_grad():
                 diffs.append(abs(lpips_distance(full, rgb, out) - lpips_distance(small, rgb, out)))
-    report = (f"# The packaged LPIPS weights\n\n`python eval/pack_lpips.py {args.fp32} {args.kodak}`: "
+    report = (f"# The packaged LPIPS weights\n\n`python eval/gpu/pack_lpips.py {args.fp32} {args.kodak}`: "
               f"{args.out.name}, {args.out.stat().st_size:,} bytes (fp32 file: {args.fp32.stat().st_size:,}); "
               f"fp32 kept for {', '.join(FULL_PRECISION)}.\n\nLPIPS of the {len(diffs) // 2} Kodak images against "
               f"their JPEG (Pillow, quality 5 and 30), packaged weights against fp32: max |difference| "

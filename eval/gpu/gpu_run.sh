@@ -3,15 +3,15 @@
 # OUT/state, train for MINUTES of wall time in all (the start included) under bf16 autocast at the largest
 # batch that fits, and leave the new state there (at most 8 files of at most 16 MiB), to be copied back
 # over STATE and committed. Needs no network: packages missing there are installed from KIT/wheels, and
-# the crops are KIT/crops (eval/gpu_kit.sh makes the kit here). --device cpu runs the same on the CPU
+# the crops are KIT/crops (eval/gpu/gpu_kit.sh makes the kit here). --device cpu runs the same on the CPU
 # (fp32, batch 8), which is how CI tests it. --anneal A spends the last A of those minutes lowering the
 # learning rate along a cosine to 0 (a second stretch, its steps taken from the first one's rate).
 #
-#   eval/gpu_run.sh "$OUT" --minutes 9                       # on the GPU machine, from the repository root
-#   eval/gpu_run.sh /tmp/out --device cpu --minutes 0.2      # here
+#   eval/gpu/gpu_run.sh "$OUT" --minutes 9                       # on the GPU machine, from the repository root
+#   eval/gpu/gpu_run.sh /tmp/out --device cpu --minutes 0.2      # here
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage="usage: eval/gpu_run.sh OUT [--minutes M] [--state DIR] [--kit DIR] [--device cuda|cpu] [--batch N] [--lr LR] [--anneal A]"
+usage="usage: eval/gpu/gpu_run.sh OUT [--minutes M] [--state DIR] [--kit DIR] [--device cuda|cpu] [--batch N] [--lr LR] [--anneal A]"
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
 out=$1; shift
 minutes=9 state=eval/runs/v4 kit=eval/gpu_kit device=cuda batch="" lr="" anneal=0
@@ -45,7 +45,7 @@ fi
 mkdir -p "$out/state"
 cp "$state"/state.json "$state"/*.safetensors "$out/state/"
 [ -f "$state/log.jsonl" ] && cp "$state/log.jsonl" "$out/state/"
-[ -n "$batch" ] || batch=$(python3 eval/gpu_batch.py "$out/state")
+[ -n "$batch" ] || batch=$(python3 eval/gpu/gpu_batch.py "$out/state")
 # What is left of the budget, less a reserve for each stretch's last checkpoint and the anneal's start.
 left=$(python3 -c "print(max(0.05, $minutes - $SECONDS / 60 - 0.3 - $anneal * 1.1))")
 echo "batch $batch, $precision, $left minutes of training, then $anneal annealing" >&2

@@ -3,7 +3,7 @@
 move from one checkpoint to the next by more than the run improves; the average keeps what they share.
 Scores the average on the held-out pictures of the training folder, never Kodak.
 
-    python eval/average_states.py /work/runs/keep/5{5,6,7,8}000 --out /work/runs/avg \
+    python eval/research/average_states.py /work/runs/keep/5{5,6,7,8}000 --out /work/runs/avg \
         --data ../shared/data/train --json eval/results/average_states.json
 """
 from __future__ import annotations

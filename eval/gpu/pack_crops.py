@@ -2,7 +2,7 @@
 training images (never the held-out ones), JPEG-coded into a few `crops-NN.npz` files that
 `CropDataset` trains on (random crops and flips inside each region).
 
-    python eval/pack_crops.py ../shared/data/train eval/gpu_kit/crops --megabytes 9
+    python eval/gpu/pack_crops.py ../shared/data/train eval/gpu_kit/crops --megabytes 9
 """
 from __future__ import annotations
 
