@@ -23,9 +23,10 @@ from vqcodec.train.heldout import whole_tokens
 
 
 @torch.inference_mode()
-def ceiling(model, pictures: list[np.ndarray], lpips_model) -> list[dict]:
+def ceiling(model, pictures: list[np.ndarray], lpips_model, decode=None) -> list[dict]:
     """Mean PSNR, MS-SSIM, LPIPS and relative latent error ‖z - z_q‖² / ‖z‖² per level, then for the
-    unquantized latent (level "latent")."""
+    unquantized latent (level "latent"). decode: latent -> image in [-1, 1] (default: the model's decoder)."""
+    decode = decode or model.decoder
     depth = model.cfg.depth
     scores = {level: [] for level in [*range(1, depth + 1), "latent"]}
     for rgb in pictures:
@@ -35,7 +36,7 @@ def ceiling(model, pictures: list[np.ndarray], lpips_model) -> list[dict]:
         indices = model.quantize_latent(z, depth)             # (1, depth, h, w)
         latents = {q: model.quantizer.lookup(indices[:, :q]) for q in range(1, depth + 1)} | {"latent": z}
         for level, z_q in latents.items():
-            out = to_pixels(model.decoder(z_q).clamp(-1, 1))
+            out = to_pixels(decode(z_q).clamp(-1, 1))
             perceptual = lpips_model(x, to_unit_range(out)).item()
             out = out[0].permute(1, 2, 0).numpy()
             error = float(((z - z_q) ** 2).sum() / (z ** 2).sum())
