@@ -5,8 +5,8 @@ A level passes when PSNR and LPIPS are both no worse and one of them is better b
 0.01 LPIPS); MS-SSIM is shown beside them. `--strict` is the ship gate on the held-out pictures: MS-SSIM
 must be no worse too (run eval/kodak_levels.py on the held-out folder for its tables).
 
-    python eval/kodak_gate.py eval/results/vqc-v4_kodak.json eval/results/vqc-v3_kodak.json \
-        --out eval/results/vqc-v4_kodak_gate.md
+    python eval/kodak_gate.py eval/results/retired/vqc-v4/vqc-v4_kodak.json eval/results/vqc-v3/vqc-v3_kodak.json \
+        --out eval/results/retired/vqc-v4/vqc-v4_kodak_gate.md
 """
 from __future__ import annotations
 

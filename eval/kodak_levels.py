@@ -2,7 +2,7 @@
 and decode seconds, and bits per token with the prior against uniform coding.
 
     VQCODEC_LPIPS_WEIGHTS=../shared/weights/lpips_alex_v0.1.safetensors \
-        python eval/kodak_levels.py ../shared/data/kodak --out eval/results
+        python eval/kodak_levels.py ../shared/data/kodak --out eval/results/vqc-v6 --model vqc-v6
 """
 from __future__ import annotations
 
