@@ -471,7 +471,7 @@ def train() -> None:
 @click.option("--run", "out", default=None,
               help="Scratch folder for exact checkpoints (with the optimizers) and logs; resumed if present.")
 @click.option("--resume", "state", default=None, type=click.Path(file_okay=False),
-              help="The run's lasting state (e.g. eval/runs/v4): fp16 weights + state.json, written with every "
+              help="The run's lasting state (e.g. eval/runs/vqgan-f16): fp16 weights + state.json, written with every "
                    "checkpoint and resumed (a warm restart) when newer than --run's. Its state.json holds the run's "
                    "config; the options given here change this stretch only.")
 @click.option("--steps", type=click.IntRange(min=1), default=3000, show_default=True, help="Total steps of the run (its learning-rate schedule ends here).")
@@ -505,7 +505,7 @@ def train() -> None:
                    "their fresh initialisation (the decoder ignores them at first either way).")
 @click.option("--init-from", type=click.Path(exists=True, file_okay=False), default=None,
               help="Start a new run from the tokenizer of this model folder (e.g. vqcodec/weights/vqc-v3) or "
-                   "lasting state (e.g. eval/runs/v4); "
+                   "lasting state (e.g. eval/runs/vqgan-f16); "
                    "depths beyond its own are k-means initialised.")
 @click.option("--ancestor-pixels", type=click.IntRange(min=0), default=0, show_default=True,
               help="Training pixels --init-from's weights had seen (counted into the run's train_pixels).")
@@ -572,12 +572,12 @@ def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, 
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the tile draws and the initialisation.")
 @click.option("--tokenizer", type=click.Path(exists=True, file_okay=False), default=None,
               help="The folder of the tokenizer whose grids the prior learns: a run folder or a lasting state "
-                   "(e.g. eval/runs/v4; copy it first if it trains on) [default: --run].")
+                   "(e.g. eval/runs/vqgan-f16; copy it first if it trains on) [default: --run].")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="bf16: the training steps under bf16 autocast (fast on GPUs and on CPUs with AMX); the "
                    "held-out bits are measured in fp32.")
 @click.option("--resume", "state", type=click.Path(file_okay=False), default=None,
-              help="The prior's lasting state (e.g. eval/runs/v4-prior): fp16 weights + state.json, written with "
+              help="The prior's lasting state (e.g. eval/runs/vqgan-f16-prior): fp16 weights + state.json, written with "
                    "every checkpoint and resumed (a warm restart) when newer than --run's; refused for the "
                    "grids of another encoder.")
 @DEVICE

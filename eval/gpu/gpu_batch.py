@@ -2,7 +2,7 @@
 eval/gpu/gpu_run.sh: one generator step with LPIPS under bf16 autocast per size, peak memory at most 85 %
 of the card's. Prints the batch; prints 8 where there is no GPU.
 
-    python eval/gpu/gpu_batch.py eval/runs/v4
+    python eval/gpu/gpu_batch.py eval/runs/vqgan-f16
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 usage="usage: eval/gpu/gpu_run.sh OUT [--minutes M] [--state DIR] [--kit DIR] [--device cuda|cpu] [--batch N] [--lr LR] [--anneal A]"
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
 out=$1; shift
-minutes=9 state=eval/runs/v4 kit=eval/gpu_kit device=cuda batch="" lr="" anneal=0
+minutes=9 state=eval/runs/vqgan-f16 kit=eval/gpu_kit device=cuda batch="" lr="" anneal=0
 while [ $# -gt 0 ]; do
   case $1 in
     --minutes) minutes=$2 ;; --state) state=$2 ;; --kit) kit=$2 ;; --device) device=$2 ;;

@@ -4,7 +4,7 @@ side. A candidate is NAME=FOLDER (a tokenizer: model folder, run folder or lasti
 NAME=taef2:SYNTHESIS_FOLDER:TOKENIZER_FOLDER (taef2_probe.py's synthesis behind that tokenizer's codes).
 
     python eval/research/ceiling_probes.py ../shared/data/train ../shared/data/train_extra \
-        --candidate baseline=/work/probes/p0 --candidate taef2=taef2:/work/probes/p2:eval/runs/v4 \
+        --candidate baseline=/work/probes/p0 --candidate taef2=taef2:/work/probes/p2:eval/runs/vqgan-f16 \
         --out eval/results/research/ceiling_probes
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@ share of codebook entries used and the unigram entropy of the indices on a folde
 per token; log2 K is the uniform cost). A prior codes below the unigram entropy, so this compares
 tokenizers, not files.
 
-    python eval/research/code_entropy.py /work/runs/val vqcodec/weights/vqc-v3 eval/runs/v4
+    python eval/research/code_entropy.py /work/runs/val vqcodec/weights/vqc-v3 eval/runs/vqgan-f16
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ their reconstructions (no entropy coding) of a folder of pictures: mean PSNR, MS
 quality level. Used to pick the decoder that ships, on held-out training pictures (eval/heldout_set.py),
 never Kodak.
 
-    python eval/research/compare_checkpoints.py /work/runs/val vqcodec/weights/vqc-v3 eval/runs/v4 --images 13
+    python eval/research/compare_checkpoints.py /work/runs/val vqcodec/weights/vqc-v3 eval/runs/vqgan-f16 --images 13
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The GAN comparison by eye: from each held-out picture, its most textured crop, reconstructed (no
 entropy coding) by every checkpoint at the chosen levels, side by side under the original.
 
-    python eval/research/gan_crops.py /work/runs/val eval/runs/v4 /work/runs/gan02/state /work/runs/gan08/state \
+    python eval/research/gan_crops.py /work/runs/val eval/runs/vqgan-f16 /work/runs/gan02/state /work/runs/gan08/state \
         --names "no GAN" "projected GAN x0.2" "projected GAN x0.8" --levels 2 6 --out eval/results/gan_crops.png
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@ the encoder's unquantized latent (no quantizer at all), on a folder of pictures 
 eval/heldout_set.py). When the top levels reach the unquantized score, more depths cannot help: the
 encoder and decoder, not the codebooks, cap the picture.
 
-    python eval/research/latent_ceiling.py /work/runs/val vqcodec/weights/vqc-v3 vqcodec/weights/vqc-v4 eval/runs/v4 \
+    python eval/research/latent_ceiling.py /work/runs/val vqcodec/weights/vqc-v3 vqcodec/weights/vqc-v4 eval/runs/vqgan-f16 \
         --json eval/results/latent_ceiling.json
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 weights have seen, one line per quality level, beside a shipped model's scores on the same pictures
 (dashed; eval/research/compare_checkpoints.py --json).
 
-    python eval/research/plot_run.py eval/runs/v4 --baseline eval/results/heldout_vqc-v3.json --out eval/results/v4_heldout.png
+    python eval/research/plot_run.py eval/runs/vqgan-f16 --baseline eval/results/heldout_vqc-v3.json --out eval/results/v4_heldout.png
 """
 from __future__ import annotations
 

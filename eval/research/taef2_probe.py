@@ -6,7 +6,7 @@ decoder, plus taef2's own encoding of the crop as a latent target that guides th
 MSE alone gives blur: ../shared/DESIGN.md's dead ends). The tokenizer is frozen, so grids and prior stay
 valid. The learning rate follows a cosine over the CPU-time budget, so probes compare at equal CPU time.
 
-    python eval/research/taef2_probe.py eval/runs/v4 ../shared/data/train /work/probes/p2 --cpu-minutes 45
+    python eval/research/taef2_probe.py eval/runs/vqgan-f16 ../shared/data/train /work/probes/p2 --cpu-minutes 45
 """
 from __future__ import annotations
 
