@@ -320,9 +320,30 @@ def test_the_newer_of_exact_checkpoint_and_lasting_state_is_resumed(image_folder
 def test_a_state_too_large_to_carry_is_refused(image_folder, tmp_path, monkeypatch):
     from vqcodec.train import state as lasting
 
-    monkeypatch.setattr(lasting, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(lasting, "MAX_FILE_BYTES", 1000)  # below the largest tensor
     with pytest.raises(lasting.StateTooLarge, match="at most 1000 bytes"):
         lasting_run(image_folder, tmp_path / "state", stop_after=1)
+    monkeypatch.setattr(lasting, "MAX_FILE_BYTES", 10 ** 6)
+    monkeypatch.setattr(lasting, "MAX_STATE_BYTES", 1000)
+    with pytest.raises(lasting.StateTooLarge, match="at most 1000 bytes in all"):
+        lasting_run(image_folder, tmp_path / "state", stop_after=1)
+
+
+def test_a_module_larger_than_a_file_may_be_is_split_and_read_whole(image_folder, tmp_path, monkeypatch):
+    from vqcodec.families import read_tokenizer
+    from vqcodec.train import state as lasting
+
+    lasting_run(image_folder, tmp_path / "whole", stop_after=2)
+    monkeypatch.setattr(lasting, "MAX_FILE_BYTES", 6000)  # above the largest tensor, below the model
+    lasting_run(image_folder, tmp_path / "split", stop_after=2)
+    files = sorted(p.name for p in (tmp_path / "split").glob("*.safetensors"))
+    assert len(files) > 2 and all(p.stat().st_size < 6000 + 1000 for p in (tmp_path / "split").glob("*.safetensors"))
+    assert lasting.read_record(tmp_path / "split")["files"]["model"] == ["model.safetensors"] + files[:-1]
+    whole, split = read_tokenizer(tmp_path / "whole")[0], read_tokenizer(tmp_path / "split")[0]
+    for (k, a), (_, b) in zip(whole.state_dict().items(), split.state_dict().items()):
+        assert torch.equal(a, b), k
+    lasting_run(image_folder, tmp_path / "split", stop_after=1)  # it resumes, and writes it again
+    assert lasting.read_record(tmp_path / "split")["step"] == 3
 
 
 def test_held_out_pictures_are_never_trained_on(image_folder):

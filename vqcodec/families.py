@@ -11,7 +11,7 @@ Adding a family: one module with its tokenizer and config classes, and one line 
 A tokenizer lives in three kinds of folder, all read by `read_tokenizer`: a model folder (config.json +
 tokenizer.safetensors, what ships), a training run's exact checkpoint (tokenizer_ckpt.json +
 .safetensors, its modules' weights under "model."), and a run's lasting state (state.json +
-model.safetensors, eval/runs/NAME).
+model*.safetensors, eval/runs/NAME).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ DEFAULT_FAMILY = "vqgan"
 
 MODEL_CONFIG, MODEL_TOKENIZER = "config.json", "tokenizer.safetensors"
 RUN_CHECKPOINT = "tokenizer_ckpt"
-STATE_RECORD, STATE_TOKENIZER = "state.json", "model.safetensors"
+STATE_RECORD = "state.json"
 
 
 class UnknownFamily(ValueError):
@@ -71,9 +71,17 @@ def _sources(folder: Path) -> tuple[dict, dict, Path, str]:
         return record["model"], record, folder / f"{RUN_CHECKPOINT}.safetensors", "model."
     if (folder / STATE_RECORD).is_file():
         record = json.loads((folder / STATE_RECORD).read_text())
-        return record["model"], record, folder / STATE_TOKENIZER, ""
+        return record["model"], record, folder, ""
     raise FileNotFoundError(f"{folder} holds no tokenizer: neither a model folder's {MODEL_CONFIG}, a run's "
                             f"{RUN_CHECKPOINT}.json nor a lasting state's {STATE_RECORD}")
+
+
+def state_tensors(folder: Path, record: dict, module: str) -> dict[str, torch.Tensor]:
+    """One module's tensors of a lasting state: the files its record lists for it (a module may be split
+    so that each file fits what a lent GPU machine returns), or NAME.safetensors in states written before
+    records listed them."""
+    files = record.get("files", {}).get(module, [f"{module}.safetensors"])
+    return {k: v for file in files for k, v in load_file(str(Path(folder) / file)).items()}
 
 
 def read_tokenizer(folder: str | Path) -> tuple[torch.nn.Module, dict]:
@@ -82,6 +90,6 @@ def read_tokenizer(folder: str | Path) -> tuple[torch.nn.Module, dict]:
     is read before a lasting state in the same folder."""
     config, record, weights, prefix = _sources(Path(folder))
     tokenizer = build_tokenizer(config)
-    tensors = load_file(str(weights))
+    tensors = state_tensors(weights, record, "model") if weights.is_dir() else load_file(str(weights))
     tokenizer.load_state_dict({k[len(prefix):]: v.float() for k, v in tensors.items() if k.startswith(prefix)})
     return tokenizer, record

@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from vqcodec.families import read_tokenizer
+from vqcodec.families import read_tokenizer, state_tensors
 from vqcodec.metrics import load_lpips
 from vqcodec.train import state as lasting
 from vqcodec.train.heldout import held_out_pictures, score
@@ -29,12 +29,13 @@ def average_states(states: list[Path], out: Path) -> dict:
         raise SystemExit("the states are not of one model: their configs or modules differ")
     out.mkdir(parents=True, exist_ok=True)
     for module in records[0]["modules"]:
-        tensors = [load_file(str(s / f"{module}.safetensors")) for s in states]
+        tensors = [state_tensors(s, r, module) for s, r in zip(states, records)]
         mean = {k: (torch.stack([t[k].float() for t in tensors]).mean(0).to(tensors[0][k].dtype)
                     if tensors[0][k].is_floating_point() else tensors[-1][k]) for k in tensors[0]}
         save_file(mean, str(out / f"{module}.safetensors"))
     newest = max(records, key=lambda r: r["step"])
-    record = {**newest, "averaged_steps": sorted(r["step"] for r in records)}
+    record = {**newest, "averaged_steps": sorted(r["step"] for r in records),
+              "files": {module: [f"{module}.safetensors"] for module in records[0]["modules"]}}
     (out / lasting.STATE).write_text(json.dumps(record, indent=1) + "\n")
     return record
 

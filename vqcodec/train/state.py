@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
+from ..families import state_tensors
 from ..output import write_atomically
 
 STATE = "state.json"
@@ -56,24 +57,43 @@ def resume_source(ckpt: Path, state: str) -> str:
     return "state" if kept else ""
 
 
+def _shards(tensors: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+    """The tensors in order, in as few groups of at most MAX_FILE_BYTES as filling them in turn gives."""
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    for key, value in tensors.items():
+        size = value.numel() * value.element_size()
+        if size > MAX_FILE_BYTES:
+            raise StateTooLarge(f"a run's state may hold files of at most {MAX_FILE_BYTES} bytes; {key} alone "
+                                f"needs {size}")
+        if shards[-1] and sum(v.numel() * v.element_size() for v in shards[-1].values()) + size > MAX_FILE_BYTES:
+            shards.append({})
+        shards[-1][key] = value
+    return shards
+
+
 def save_state(folder: Path, modules: dict[str, torch.nn.Module], record: dict) -> None:
-    """Write each module's weights as NAME.safetensors in fp16 (integer buffers as they are), then the
-    record, each atomically: a state.json never describes weights newer than the files beside it. Files
-    of modules no longer saved are removed."""
+    """Write each module's weights in fp16 (integer buffers as they are) as NAME.safetensors, split into
+    NAME-2.safetensors, ... where one file would pass MAX_FILE_BYTES; then the record, which lists the
+    files. Each file is written atomically, the record last: a state.json never describes weights newer
+    than the files beside it. Files it does not list are removed."""
     sizes = state_bytes(modules)
-    if max(sizes.values()) > MAX_FILE_BYTES or sum(sizes.values()) > MAX_STATE_BYTES:
-        raise StateTooLarge(f"a run's state may hold files of at most {MAX_FILE_BYTES} bytes and "
-                            f"{MAX_STATE_BYTES} in all; these modules need {sizes}")
+    if sum(sizes.values()) > MAX_STATE_BYTES:
+        raise StateTooLarge(f"a run's state may hold at most {MAX_STATE_BYTES} bytes in all; these modules "
+                            f"need {sizes}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    files = {}
     for name, module in modules.items():
-        tensors = _half(module)
-        write_atomically(folder / f"{name}.safetensors", lambda tmp: save_file(tensors, tmp))
-    record = {**record, "modules": sorted(modules)}
+        shards = _shards(_half(module))
+        files[name] = [f"{name}.safetensors"] + [f"{name}-{k}.safetensors" for k in range(2, len(shards) + 1)]
+        for file, tensors in zip(files[name], shards):
+            write_atomically(folder / file, lambda tmp: save_file(tensors, tmp))
+    record = {**record, "modules": sorted(modules), "files": files}
     text = json.dumps(record, indent=1)
     write_atomically(folder / STATE, lambda tmp: Path(tmp).write_text(text + "\n"))
+    kept = {file for names in files.values() for file in names}
     for stale in folder.glob("*.safetensors"):
-        if stale.stem not in modules:
+        if stale.name not in kept:
             stale.unlink()
 
 
@@ -85,6 +105,6 @@ def load_state(folder: Path, modules: dict[str, torch.nn.Module]) -> dict:
     for name in record["modules"]:
         if name in modules:
             own = modules[name].state_dict()
-            tensors = load_file(str(folder / f"{name}.safetensors"))
+            tensors = state_tensors(folder, record, name)
             modules[name].load_state_dict({k: v.to(own[k].dtype) if k in own else v for k, v in tensors.items()})
     return record
