@@ -310,3 +310,28 @@ def test_a_reader_that_stops_reading_ends_the_command_quietly(tmp_path, astronau
     p.stdout.close()
     stderr = p.stderr.read()
     assert p.wait(timeout=120) == 1 and stderr == b""
+
+
+def test_an_existing_output_is_refused_before_any_work_unless_overwrite(tmp_path, photo_png, vqc_file):
+    existing = tmp_path / "existing.vqc"
+    existing.write_bytes(b"keep me")
+    r = run("compress", photo_png, existing)
+    assert_clean_failure(r)
+    assert "exists: give --overwrite" in r.output and existing.read_bytes() == b"keep me"
+    picture = tmp_path / "existing.png"
+    picture.write_bytes(b"keep me too")
+    r = run("decompress", vqc_file, picture)
+    assert_clean_failure(r)
+    assert picture.read_bytes() == b"keep me too"
+    assert run("compress", photo_png, existing, "--overwrite", "--quality", 1).exit_code == 0
+    assert existing.read_bytes()[:3] != b"kee"
+    assert run("decompress", vqc_file, picture, "--overwrite").exit_code == 0
+
+
+def test_compress_refuses_an_image_suffix_and_a_missing_folder_before_any_work(tmp_path, photo_png):
+    r = run("compress", photo_png, tmp_path / "out.png")
+    assert_clean_failure(r)
+    assert ".png names an image format" in r.output and not (tmp_path / "out.png").exists()
+    r = run("compress", photo_png, tmp_path / "no" / "such" / "out.vqc")
+    assert_clean_failure(r)
+    assert "does not exist" in r.output

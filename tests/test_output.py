@@ -1,6 +1,7 @@
 """Outputs: all or nothing, under the user's umask, in the format the suffix names."""
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,24 @@ def test_the_suffix_names_the_format():
     for path in ("x.xyz", "x"):
         with pytest.raises(ValueError, match="suffix"):
             image_format(path)
+
+
+def test_without_replace_an_existing_output_is_left_alone_even_one_that_appears_while_writing(tmp_path):
+    from vqcodec.output import OutputExists, write_atomically
+
+    target = tmp_path / "out.vqc"
+    target.write_bytes(b"theirs")
+    with pytest.raises(OutputExists, match="--overwrite"):
+        write_atomically(target, lambda tmp: Path(tmp).write_bytes(b"mine"), replace=False)
+    assert target.read_bytes() == b"theirs"
+
+    def another_run_writes_meanwhile(tmp):
+        Path(tmp).write_bytes(b"mine")
+        (tmp_path / "late.vqc").write_bytes(b"theirs")
+
+    with pytest.raises(OutputExists):
+        write_atomically(tmp_path / "late.vqc", another_run_writes_meanwhile, replace=False)
+    assert (tmp_path / "late.vqc").read_bytes() == b"theirs"
+    write_atomically(tmp_path / "new.vqc", lambda tmp: Path(tmp).write_bytes(b"mine"), replace=False)
+    assert (tmp_path / "new.vqc").read_bytes() == b"mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["late.vqc", "new.vqc", "out.vqc"]  # no temporaries

@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Iterator
 
 from .bitstream import DEFAULT_MAX_PIXELS
 from .images import IMAGE_SUFFIXES
-from .output import same_file, save_image, write_atomically
+from .output import OutputExists, same_file, save_image, write_atomically
 
 VQC_SUFFIX = ".vqc"
 
@@ -75,7 +75,7 @@ def _compress_one(job: Job) -> Result:
     rgb = to_rgb(job.source)
     data = compress(rgb, _worker["quality"], _worker["model"], _worker["device"], rd_lambda=_worker["rd_lambda"])
     job.target.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(job.target, lambda tmp: Path(tmp).write_bytes(data))
+    write_atomically(job.target, lambda tmp: Path(tmp).write_bytes(data), replace=_worker["overwrite"])
     return Result(job.source, job.target, "written", source_bytes=job.source.stat().st_size,
                   target_bytes=len(data), pixels=rgb.shape[0] * rgb.shape[1])
 
@@ -86,7 +86,7 @@ def _decompress_one(job: Job) -> Result:
     data = job.source.read_bytes()
     image = decompress(data, _worker["model"], _worker["device"], max_pixels=_worker["max_pixels"])
     job.target.parent.mkdir(parents=True, exist_ok=True)
-    save_image(image, job.target)
+    save_image(image, job.target, replace=_worker["overwrite"])
     return Result(job.source, job.target, "written", source_bytes=len(data),
                   target_bytes=job.target.stat().st_size, pixels=image.width * image.height)
 
@@ -95,6 +95,9 @@ def _run_one(task: tuple[Callable[[Job], Result], Job]) -> Result:
     work, job = task
     try:
         return work(job)
+    except OutputExists:
+        return Result(job.source, job.target, "failed",
+                      error="the output appeared while this run worked (another run?): --overwrite replaces it")
     except Exception as e:  # reported per file; the batch goes on
         return Result(job.source, job.target, "failed", error=f"{type(e).__name__}: {e}")
 
@@ -119,6 +122,7 @@ def run(work: Callable[[Job], Result], jobs: list[Job], options: dict, workers: 
 
     if overwrite and skip_existing:
         raise ValueError("choose overwrite or skip_existing, not both")
+    options = {**options, "overwrite": overwrite}  # checked again when each file is written
     results: dict[int, Result] = {}
     todo = []
     for k, job in enumerate(jobs):
@@ -126,7 +130,8 @@ def run(work: Callable[[Job], Result], jobs: list[Job], options: dict, workers: 
             results[k] = Result(job.source, job.target, "failed", error="the output is the input file")
         elif job.target.exists() and not overwrite:
             results[k] = Result(job.source, job.target, "skipped" if skip_existing else "failed",
-                                error="" if skip_existing else "the output exists (overwrite or skip it by flag)")
+                                error="" if skip_existing else "the output exists: --overwrite replaces it, "
+                                                               "--skip-existing leaves it")
         else:
             todo.append(k)
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))

@@ -145,17 +145,38 @@ def _many_options(f):
     f = click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
                      help="Worker processes with -o [default: the number of cores]; each gets cores/jobs "
                           "torch threads.")(f)
-    f = click.option("--overwrite", is_flag=True, help="With -o: replace outputs that exist.")(f)
+    f = click.option("--overwrite", is_flag=True, help="Replace outputs that exist (DST, or files under -o).")(f)
     return click.option("--skip-existing", is_flag=True, help="With -o: leave outputs that exist alone.")(f)
 
 
-def _one_source_and_target(paths: tuple[str, ...], what: str) -> tuple[str, str]:
+def _one_source_and_target(paths: tuple[str, ...], what: str, overwrite: bool) -> tuple[str, str]:
+    """SRC and DST, checked before any work: DST is not SRC, its folder exists, and it exists only
+    where --overwrite says to replace it."""
     if len(paths) != 2:
         raise click.UsageError(f"give SRC and DST, or inputs and --out-dir ({len(paths)} path(s) given for {what})")
     src, dst = paths
     if STDIO not in (src, dst):
         refuse_overwriting_input(src, dst)
+    if dst != STDIO:
+        if not Path(dst).absolute().parent.is_dir():
+            raise click.ClickException(f"{dst}: its folder {Path(dst).absolute().parent} does not exist")
+        if Path(dst).exists() and not overwrite:
+            raise click.ClickException(f"{dst} exists: give --overwrite to replace it")
     return src, dst
+
+
+def _refuse_image_suffix(dst: str) -> None:
+    """A .vqc file under an image format's name would mislead every tool that trusts the suffix."""
+    suffix = Path(dst).suffix.lower()
+    if dst != STDIO and suffix in _image_suffixes():
+        raise click.ClickException(f"{dst}: {suffix} names an image format, but compress writes a .vqc file; "
+                                   "name it .vqc")
+
+
+def _image_suffixes() -> set[str]:
+    from PIL import Image
+
+    return {s for s, fmt in Image.registered_extensions().items() if fmt in Image.SAVE}
 
 
 def _report_many(results, quiet: bool) -> None:
@@ -206,7 +227,8 @@ def compress(paths: tuple[str, ...], quality: int | None, model: str | None, dev
     from .codec import compress as _compress
     from .images import open_image, to_rgb
 
-    src, dst = _one_source_and_target(paths, "compress")
+    src, dst = _one_source_and_target(paths, "compress", overwrite)
+    _refuse_image_suffix(dst)
     rgb = to_rgb(open_image(io.BytesIO(sys.stdin.buffer.read()), "stdin") if src == STDIO else src)
     data = _compress(rgb, quality=quality, model=model, device=check_device(device), coder=coder,
                      rd_lambda=rd_lambda)
@@ -214,7 +236,7 @@ def compress(paths: tuple[str, ...], quality: int | None, model: str | None, dev
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
-        write_atomically(dst, lambda tmp: Path(tmp).write_bytes(data))
+        write_atomically(dst, lambda tmp: Path(tmp).write_bytes(data), replace=overwrite)
     if not quiet:
         click.echo(f"{dst}: {len(data)} bytes, {8 * len(data) / (rgb.shape[0] * rgb.shape[1]):.4f} bpp",
                    err=dst == STDIO)
@@ -243,7 +265,7 @@ def decompress(paths: tuple[str, ...], model: str | None, device: str, max_pixel
         return
     from .codec import decompress as _decompress
 
-    src, dst = _one_source_and_target(paths, "decompress")
+    src, dst = _one_source_and_target(paths, "decompress", overwrite)
     if dst != STDIO:
         image_format(dst)
     data = sys.stdin.buffer.read() if src == STDIO else Path(src).read_bytes()
@@ -252,7 +274,7 @@ def decompress(paths: tuple[str, ...], model: str | None, device: str, max_pixel
         image.save(sys.stdout.buffer, format="PNG")
         sys.stdout.buffer.flush()
     else:
-        save_image(image, dst)
+        save_image(image, dst, replace=overwrite)
     if not quiet:
         click.echo(f"{dst}: {image.width}x{image.height} from {len(data)} bytes "
                    f"({8 * len(data) / (image.width * image.height):.4f} bpp)", err=dst == STDIO)

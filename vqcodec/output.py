@@ -1,7 +1,9 @@
 """Writing outputs so that nothing is lost: atomically (a failure or a signal leaves no partial or
-temporary file), with the permissions the user's umask gives, in the format the path's suffix names."""
+temporary file; the data reach the disk before the name does), never over a file the caller did not say
+to replace, with the permissions the user's umask gives, in the format the path's suffix names."""
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -16,9 +18,36 @@ def _umask() -> int:
     return mask
 
 
-def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call write(tmp_path) on a temporary file beside `path`, then rename it into place. The file gets
-    the permissions any new file gets under the umask. OSErrors name `path`, not the temporary file."""
+class OutputExists(FileExistsError):
+    """The output file exists and the caller did not say to replace it."""
+
+
+def _publish(tmp: str, path: Path, replace: bool) -> None:
+    """Give the finished temporary file its name. Without `replace` the name is taken by a hard link,
+    which fails if the name exists at that moment, so two writers never replace each other's file."""
+    if replace:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise OutputExists(errno.EEXIST, "the output exists (give --overwrite to replace it)", str(path)) from None
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+            raise
+        # a file system without hard links: check, then rename (a writer in between could still lose)
+        if path.exists():
+            raise OutputExists(errno.EEXIST, "the output exists (give --overwrite to replace it)", str(path)) from None
+        os.replace(tmp, path)
+    else:
+        os.unlink(tmp)
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[str], None], replace: bool = True) -> None:
+    """Call write(tmp_path) on a temporary file beside `path`, flush it to the disk, then give it its
+    name; without `replace`, an existing `path` (even one that appeared while writing) is left alone and
+    OutputExists raised. The file gets the permissions any new file gets under the umask. OSErrors name
+    `path`, not the temporary file."""
     path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -28,12 +57,19 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> N
     try:
         os.chmod(tmp, 0o666 & ~_umask())
         write(tmp)
-        os.replace(tmp, path)
-    except OSError as e:
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        _publish(tmp, path, replace)
+    except OutputExists:
         os.unlink(tmp)
+        raise
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise OSError(e.errno, e.strerror, str(path)) from None
     except BaseException:  # also KeyboardInterrupt and the CLI's SystemExit on SIGTERM
-        os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise
 
 
@@ -53,7 +89,7 @@ def image_format(path: str | os.PathLike) -> str:
     return fmt
 
 
-def save_image(image: Image.Image, path: str | os.PathLike) -> None:
-    """Write a PIL image in the format its path's suffix names, atomically."""
+def save_image(image: Image.Image, path: str | os.PathLike, replace: bool = True) -> None:
+    """Write a PIL image in the format its path's suffix names, atomically (see write_atomically)."""
     fmt = image_format(path)
-    write_atomically(path, lambda tmp: image.save(tmp, format=fmt))
+    write_atomically(path, lambda tmp: image.save(tmp, format=fmt), replace)
