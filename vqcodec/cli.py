@@ -176,7 +176,7 @@ def _refuse_image_suffix(dst: str) -> None:
 def _image_suffixes() -> set[str]:
     from PIL import Image
 
-    return {s for s, fmt in Image.registered_extensions().items() if fmt in Image.SAVE}
+    return {s for s, fmt in Image.registered_extensions().items() if fmt in Image.SAVE} - {".vqc"}  # the plugin's
 
 
 def _report_many(results, quiet: bool) -> None:

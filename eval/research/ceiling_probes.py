@@ -74,12 +74,13 @@ def main() -> None:
     ap.add_argument("--candidate", action="append", required=True, help="NAME=FOLDER or NAME=taef2:SYNTH:TOKENIZER")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--crop-level", type=int, default=2)
+    ap.add_argument("--images", type=int, default=0, help="score only the first N held-out pictures of each folder")
     args = ap.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     models = {spec.split("=", 1)[0]: candidate(spec.split("=", 1)[1]) for spec in args.candidate}
     lpips_model, results, shown = load_lpips(), {}, []
     for folder in args.folders:
-        pictures = held_out_pictures(folder)
+        pictures = held_out_pictures(folder)[: args.images or None]
         shown.append(pictures[0])
         for name, (tokenizer, decode, record) in models.items():
             rows = ceiling(tokenizer, pictures, lpips_model, decode)
