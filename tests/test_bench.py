@@ -144,3 +144,15 @@ def test_an_unknown_codec_name_says_what_there_is(name):
 
     with pytest.raises(ValueError, match="CODEC@1/N"):
         codec_named(name)
+
+
+def test_rd_curve_of_one_picture_gives_a_row_per_setting_with_the_files_real_size(small_photo):
+    import vqcodec
+
+    rows = vqcodec.rd_curve(small_photo, codecs=("vqcodec", "jpeg"), settings={"vqcodec": [1, 2], "jpeg": [10]})
+    assert [(r["codec"], r["setting"]) for r in rows] == [("vqcodec", 1), ("vqcodec", 2), ("jpeg", 10)]
+    h, w = small_photo.shape[:2]
+    for r in rows:
+        assert r["bpp"] == 8 * r["bytes"] / (w * h) and 0 < r["lpips"] < 1 and 0 < r["ms_ssim"] <= 1
+    assert rows[0]["bytes"] == len(vqcodec.compress(small_photo, quality=1))
+    assert rows[1]["bytes"] > rows[0]["bytes"] and rows[1]["psnr"] > rows[0]["psnr"]

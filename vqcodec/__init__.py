@@ -4,6 +4,7 @@
     image = vqcodec.decompress(data)                   # PIL.Image
     model = vqcodec.load_model()                       # the shipped model
     images = vqcodec.sample(4, seed=0)                 # unconditional generation
+    rows = vqcodec.rd_curve("photo.png", codecs=("vqcodec", "avif"))  # bytes, bpp, PSNR, MS-SSIM, LPIPS
 
 The networks need torch; it is imported on first use, so `import vqcodec` and the container module
 (vqcodec.bitstream) stay light.
@@ -25,11 +26,11 @@ except importlib.metadata.PackageNotFoundError:  # run from a source tree that w
 _LAZY = {"compress": "codec", "decompress": "codec", "describe": "codec", "reconstruct": "codec",
          "ModelMismatch": "codec", "compress_many": "batch", "decompress_many": "batch",
          "register_pillow": "pillow_plugin", "sample": "generate", "complete": "generate", "load_model": "zoo", "Model": "zoo",
-         "ModelNotFound": "zoo"}
+         "ModelNotFound": "zoo", "rd_curve": "bench"}
 
 __all__ = ["compress", "decompress", "describe", "reconstruct", "compress_many", "decompress_many",
            "register_pillow", "load_model", "sample", "complete", "Model", "FormatError", "ModelMismatch", "PixelLimitError",
-           "ModelNotFound", "ImageReadError", "ConversionWarning", "__version__"]
+           "ModelNotFound", "ImageReadError", "ConversionWarning", "rd_curve", "__version__"]
 
 
 def __getattr__(name: str):

@@ -169,6 +169,26 @@ def measure(codec: Codec, rgb: np.ndarray, setting, lpips_model) -> tuple[dict, 
             "encode_s": t1 - t0, "decode_s": t2 - t1}, out
 
 
+def rd_curve(image, codecs: tuple[str, ...] = ("vqcodec",), settings: dict | None = None, model=None,
+             device: str | None = None, lpips_model=None) -> list[dict]:
+    """Rate-distortion rows of one picture (a path, PIL image or array): for every codec of `codecs`
+    ("vqcodec", "jpeg", "webp", "avif", "jp2", or CODEC@1/N for the picture shrunk N times) and every one
+    of its settings (vqcodec's are its quality levels; `settings` = {codec: [...]} chooses others), one
+    row: codec, setting, bytes, bpp (whole file), psnr, ms_ssim, lpips (alex v0.1), encode_s, decode_s.
+
+        rows = vqcodec.rd_curve("photo.png", codecs=("vqcodec", "avif"))
+        plt.plot([r["bpp"] for r in rows if r["codec"] == "vqcodec"], [r["lpips"] for r in rows if ...])
+    """
+    rgb = to_rgb(image)
+    lpips_model = lpips_model or load_lpips()
+    rows = []
+    for name in codecs:
+        codec = codec_named(name, model, device)
+        for setting in (settings or {}).get(name, codec.settings):
+            rows.append(measure(codec, rgb, setting, lpips_model)[0])
+    return rows
+
+
 class ResultCache:
     """JSON file of measured rows keyed by (image content, codec, its version, setting)."""
 
