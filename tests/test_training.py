@@ -355,6 +355,29 @@ def test_held_out_pictures_are_never_trained_on(image_folder):
     assert [a.tobytes() for a in trained.images] == [everything.images[k].tobytes() for k in (1, 3)]
 
 
+def test_several_training_folders_each_keep_their_held_out_pictures(image_folder, tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from vqcodec.cli import main
+    from vqcodec.train.data import CropDataset
+
+    extra = tmp_path / "extra"
+    shutil.copytree(image_folder, extra)
+    (extra / "more.png").write_bytes((image_folder / "rocket.png").read_bytes())
+    both = CropDataset(f"{image_folder}{os.pathsep}{extra}", 32, held_out_every=2)
+    alone = [CropDataset(folder, 32, held_out_every=2) for folder in (image_folder, extra)]
+    assert [a.tobytes() for a in both.images] == [a.tobytes() for d in alone for a in d.images]
+    assert len(both.images) == 2 + 2  # each folder's every 2nd image held out, counted from its own first
+    result = CliRunner().invoke(main, ["train", "tokenizer", str(image_folder), str(extra), "--run", str(tmp_path / "run"),
+                                       "--steps", "1", "--batch", "2", "--crop", "32", "--eval-every", "0",
+                                       "--disc-start", "100"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "run" / "tokenizer_ckpt.json").read_text())
+    assert record["train"]["data"] == f"{image_folder}{os.pathsep}{extra}" == record["stretches"][-1]["data"]
+
+
 def test_projected_discriminator_learns_on_frozen_features_and_checkpoints_only_its_heads(image_folder, tmp_path):
     from vqcodec.metrics import load_lpips
 

@@ -489,7 +489,7 @@ def train() -> None:
 
 
 @train.command("tokenizer")
-@click.argument("data")
+@click.argument("data", nargs=-1, required=True)
 @click.option("--run", "out", default=None,
               help="Scratch folder for exact checkpoints (with the optimizers) and logs; resumed if present.")
 @click.option("--resume", "state", default=None, type=click.Path(file_okay=False),
@@ -544,7 +544,8 @@ def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, 
                         disc_start, disc_warmup, disc_weight, discriminator, freeze_encoder, depth, code_dim,
                         decoder_blocks, new_code_scale, init_from, ancestor_pixels, held_out_every, eval_every, precision,
                         seed, device) -> None:
-    """Train the VQ-GAN tokenizer on the images under DATA."""
+    """Train the VQ-GAN tokenizer on the images under the folder(s) DATA (each keeps its own held-out
+    pictures; the first folder's are scored)."""
     from .tokenizer import TokenizerConfig
     need_extra("train", "lpips")
     from .train import state as lasting
@@ -559,7 +560,7 @@ def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, 
                    new_code_scale=new_code_scale, ancestor_pixels=ancestor_pixels,
                    held_out_every=held_out_every, eval_every=eval_every, precision=precision, seed=seed)
     model_cfg = run_cfg = None
-    places = dict(data=data, out=out or "", state=state or "", device=check_device(device))
+    places = dict(data=os.pathsep.join(data), out=out or "", state=state or "", device=check_device(device))
     if state and lasting.has_state(Path(state)):  # the run's own config; the options given change this stretch
         given = {k: v for k, v in options.items()
                  if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}

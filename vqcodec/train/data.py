@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -37,21 +38,30 @@ def read_pack(path: Path) -> list[np.ndarray]:
             for a, b in zip(offsets[:-1], offsets[1:])]
 
 
-class CropDataset:
-    """All images of a folder as uint8 RGB arrays, read as the codec reads them (upright by their EXIF
-    orientation), but the held-out ones (every held_out_every-th; 0: none); images smaller than a crop
-    are upscaled. A folder with crop packs (write_pack) serves the packs' regions instead."""
+def folders(data: str | os.PathLike) -> list[Path]:
+    """The training folders a run's `data` names: one, or several joined by os.pathsep (':')."""
+    return [Path(f) for f in str(data).split(os.pathsep) if f]
 
-    def __init__(self, folder: Path, crop: int, seed: int = 0, held_out_every: int = 0):
+
+class CropDataset:
+    """All images of one or more folders (`data`: folders joined by os.pathsep) as uint8 RGB arrays, read
+    as the codec reads them (upright by their EXIF orientation), but the held-out ones (every
+    held_out_every-th of each folder; 0: none); images smaller than a crop are upscaled. A folder with
+    crop packs (write_pack) serves the packs' regions instead."""
+
+    def __init__(self, data: str | os.PathLike, crop: int, seed: int = 0, held_out_every: int = 0):
         self.crop = crop
         self.rng = np.random.default_rng(seed)
-        packs = sorted(Path(folder).glob(PACKS))
+        self.images = [a for folder in folders(data) for a in self._read(folder, held_out_every)]
+
+    def _read(self, folder: Path, held_out_every: int) -> list[np.ndarray]:
+        packs = sorted(folder.glob(PACKS))
         if packs:  # packed regions, without the held-out images already
-            self.images = [a for pack in packs for a in read_pack(pack)]
-            if min(min(a.shape[:2]) for a in self.images) < crop:
-                raise ValueError(f"the packed regions in {folder} are smaller than {crop}-pixel crops")
-            return
-        self.images = []
+            images = [a for pack in packs for a in read_pack(pack)]
+            if min(min(a.shape[:2]) for a in images) < self.crop:
+                raise ValueError(f"the packed regions in {folder} are smaller than {self.crop}-pixel crops")
+            return images
+        images, crop = [], self.crop
         files = [p for k, p in enumerate(image_files(folder)) if not is_held_out(k, held_out_every)]
         for path in tqdm(files, desc="loading images", leave=False):
             a = to_rgb(path)
@@ -59,7 +69,8 @@ class CropDataset:
                 im, s = Image.fromarray(a), crop / min(a.shape[:2])
                 a = np.asarray(im.resize((max(crop, round(im.width * s)), max(crop, round(im.height * s))),
                                          Image.BICUBIC))
-            self.images.append(a)
+            images.append(a)
+        return images
 
     def batch(self, n: int) -> torch.Tensor:
         """n random crops, randomly flipped left-right: (n, 3, crop, crop) in [-1, 1]."""

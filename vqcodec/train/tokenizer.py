@@ -21,7 +21,7 @@ from ..families import config_dict, read_tokenizer, tokenizer_config
 from .checkpoint import load_checkpoint, save_checkpoint
 from . import state as lasting
 from . import distributed
-from .data import CropDataset
+from .data import CropDataset, folders
 from .heldout import held_out_pictures, score
 from .losses import (FeatureDiscriminator, PatchDiscriminator, adaptive_gan_weight, generator_gan_loss,
                      hinge_d_loss, lpips_features)
@@ -30,7 +30,7 @@ from .loop import RunClock, checkpoint_due, decay, log_line, set_lr, warmup
 
 @dataclass
 class TokenizerTrainConfig:
-    data: str
+    data: str                    # the training folder, or several joined by os.pathsep (':')
     out: str
     steps: int = 3000
     batch: int = 8
@@ -241,7 +241,7 @@ def _start_run(train_cfg: TokenizerTrainConfig, model_cfg: TokenizerConfig | Non
     model, disc = Tokenizer(model_cfg).to(device), DISCRIMINATORS[train_cfg.discriminator]().to(device)
     run = TokenizerRun(model, disc, torch.optim.Adam(model.parameters(), lr=train_cfg.lr, betas=(0.5, 0.9)),
                        torch.optim.Adam(disc.parameters(), lr=train_cfg.lr, betas=(0.5, 0.9)),
-                       CropDataset(Path(train_cfg.data), train_cfg.crop, seed=train_cfg.seed + rank,
+                       CropDataset(train_cfg.data, train_cfg.crop, seed=train_cfg.seed + rank,
                                    held_out_every=train_cfg.held_out_every),
                        DeadCodeRestarter(model_cfg.depth, model_cfg.codebook_size, model_cfg.code_dim).to(device))
     if source == "exact":
@@ -419,9 +419,10 @@ def train_tokenizer(train_cfg: TokenizerTrainConfig, model_cfg: TokenizerConfig 
         train_disc = DistributedDataParallel(run.disc, device_ids=ids)
     needs_lpips = train_cfg.lpips_weight or train_cfg.eval_every or train_cfg.discriminator == "projected"
     lpips_model = load_lpips().to(device) if needs_lpips else None
-    pictures = held_out_pictures(Path(train_cfg.data)) if train_cfg.eval_every and rank == 0 else []
+    scored = folders(train_cfg.data)[0]  # the first folder's held-out pictures are the run's scores
+    pictures = held_out_pictures(scored) if train_cfg.eval_every and rank == 0 else []
     if train_cfg.eval_every and rank == 0 and not pictures:
-        tqdm.write(f"no held-out picture of {train_cfg.data} is 256 px a side: the run is not scored", file=sys.stderr)
+        tqdm.write(f"no held-out picture of {scored} is 256 px a side: the run is not scored", file=sys.stderr)
     log = Path(train_cfg.state) / lasting.LOG if train_cfg.state else out / "tokenizer_log.jsonl"
     clock = RunClock.resumed(run.step, run.wall_seconds, train_cfg.minutes, train_cfg.stop_after,
                              train_cfg.stretch_minutes)
