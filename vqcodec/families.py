@@ -62,7 +62,8 @@ def config_dict(cfg) -> dict:
 
 
 def _sources(folder: Path) -> tuple[dict, dict, Path, str]:
-    """(tokenizer config, the folder's record, weights file, prefix of the tokenizer's keys in it)."""
+    """(tokenizer config, the folder's record, its weights file (a lasting state: the state's folder, whose
+    record lists the files), prefix of the tokenizer's keys in the weights)."""
     if (folder / MODEL_CONFIG).is_file():
         record = json.loads((folder / MODEL_CONFIG).read_text())
         return record["tokenizer"], record, folder / MODEL_TOKENIZER, ""
