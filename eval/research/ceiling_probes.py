@@ -36,9 +36,8 @@ def candidate(spec: str):
         decoding.eval()
         record = json.loads((Path(synthesis) / "record.json").read_text())
         return tokenizer.eval(), decoding, {"steps": record["steps"], "cpu_seconds": record["cpu_seconds"]}
-    tokenizer, record = read_tokenizer(spec)
-    stretch = record.get("stretches", [{}])[-1]
-    return tokenizer.eval(), tokenizer.decoder, {"steps": record.get("step"), "cpu_seconds": stretch.get("cpu_seconds")}
+    tokenizer, record = read_tokenizer(spec)  # a run started from another's weights counts its own CPU time
+    return tokenizer.eval(), tokenizer.decoder, {"steps": record.get("step"), "cpu_seconds": record.get("cpu_seconds")}
 
 
 @torch.inference_mode()
@@ -68,6 +67,21 @@ def crops(models: dict, pictures: list[np.ndarray], level: int, side: int = 160)
     return grid
 
 
+def table(results: dict, folder: str) -> str:
+    """Markdown: one row per candidate, PSNR / MS-SSIM / LPIPS at each level and unquantized."""
+    names = list(results)
+    levels = [row["level"] for row in results[names[0]][folder]["levels"]]
+    head = "| candidate | steps | CPU-s | " + " | ".join(
+        "unquantized" if lv == "latent" else f"level {lv}" for lv in levels) + " |"
+    lines = [head, "|" + "---|" * (3 + len(levels))]
+    for name in names:
+        cells = [f"{r['psnr']:.2f} / {r['ms_ssim']:.4f} / {r['lpips']:.4f}" for r in results[name][folder]["levels"]]
+        cpu = results[name].get("cpu_seconds")
+        lines.append(f"| {name} | {results[name].get('steps')} | {cpu if cpu is not None else '—'} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("folders", type=Path, nargs="+", help="training folders: their held-out pictures are scored")
@@ -87,6 +101,9 @@ def main() -> None:
             results.setdefault(name, {**record})[folder.name] = {"images": len(pictures), "levels": rows}
             print(name, folder.name, rows[1], rows[-1], flush=True)
     (args.out.with_suffix(".json")).write_text(json.dumps(results, indent=1) + "\n")
+    (args.out.with_suffix(".md")).write_text("".join(
+        f"Held-out pictures of {folder.name} ({results[next(iter(results))][folder.name]['images']}), "
+        f"PSNR dB / MS-SSIM / LPIPS:\n\n{table(results, folder.name)}\n\n" for folder in args.folders))
     crops(models, shown, args.crop_level).save(args.out.with_name(args.out.name + "_crops.png"))
 
 
