@@ -41,7 +41,7 @@ def test_the_gpu_script_resumes_a_state_on_the_cpu_and_leaves_one_that_resumes(t
     steps = []
     for k in range(2):
         out = tmp_path / f"out{k}"
-        result = subprocess.run(["bash", str(ROOT / "eval" / "gpu_run.sh"), str(out), "--device", "cpu",
+        result = subprocess.run(["bash", str(ROOT / "eval" / "gpu" / "gpu_run.sh"), str(out), "--device", "cpu",
                                  "--minutes", "0.7", "--state", str(state), "--kit", str(kit), "--batch", "2",
                                  "--anneal", "0.1"],
                                 capture_output=True, text=True, timeout=300,
