@@ -168,15 +168,13 @@ def _one_source_and_target(paths: tuple[str, ...], what: str, overwrite: bool) -
 def _refuse_image_suffix(dst: str) -> None:
     """A .vqc file under an image format's name would mislead every tool that trusts the suffix."""
     suffix = Path(dst).suffix.lower()
-    if dst != STDIO and suffix in _image_suffixes():
-        raise click.ClickException(f"{dst}: {suffix} names an image format, but compress writes a .vqc file; "
-                                   "name it .vqc")
-
-
-def _image_suffixes() -> set[str]:
-    from PIL import Image
-
-    return {s for s, fmt in Image.registered_extensions().items() if fmt in Image.SAVE} - {".vqc"}  # the plugin's
+    if dst == STDIO or suffix == ".vqc":  # .vqc is an image format too where the Pillow plugin is registered
+        return
+    try:
+        image_format(dst)
+    except ValueError:
+        return
+    raise click.ClickException(f"{dst}: {suffix} names an image format, but compress writes a .vqc file; name it .vqc")
 
 
 def _report_many(results, quiet: bool) -> None:
@@ -549,7 +547,7 @@ def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, 
     from .tokenizer import TokenizerConfig
     need_extra("train", "lpips")
     from .train import state as lasting
-    from .families import read_tokenizer
+    from .families import read_tokenizer_config
     from .train.tokenizer import TokenizerTrainConfig, train_tokenizer
 
     if not (out or state):
@@ -573,7 +571,7 @@ def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, 
         options = {**asdict(run_cfg), **given, "stretch_minutes": stretch_minutes}
     else:
         if init_from:
-            model_cfg = read_tokenizer(init_from)[0].cfg
+            model_cfg = read_tokenizer_config(init_from)
         if depth:
             model_cfg = replace(model_cfg or TokenizerConfig(), depth=depth)
         if code_dim:

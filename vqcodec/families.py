@@ -85,6 +85,11 @@ def state_tensors(folder: Path, record: dict, module: str) -> dict[str, torch.Te
     return {k: v for file in files for k, v in load_file(str(Path(folder) / file)).items()}
 
 
+def read_tokenizer_config(folder: str | Path):
+    """The config object of the tokenizer a folder holds, without reading its weights."""
+    return tokenizer_config(_sources(Path(folder))[0])
+
+
 def read_tokenizer(folder: str | Path) -> tuple[torch.nn.Module, dict]:
     """The tokenizer a folder holds, in float32 and training mode, and the folder's record (config.json,
     the checkpoint's or the state's JSON: its step, training config, ...). A run folder's exact checkpoint

@@ -25,19 +25,20 @@ class OutputExists(FileExistsError):
 def _publish(tmp: str, path: Path, replace: bool) -> None:
     """Give the finished temporary file its name. Without `replace` the name is taken by a hard link,
     which fails if the name exists at that moment, so two writers never replace each other's file."""
+    exists = OutputExists(errno.EEXIST, "the output exists (give --overwrite to replace it)", str(path))
     if replace:
         os.replace(tmp, path)
         return
     try:
         os.link(tmp, path)
     except FileExistsError:
-        raise OutputExists(errno.EEXIST, "the output exists (give --overwrite to replace it)", str(path)) from None
+        raise exists from None
     except OSError as e:
         if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
             raise
         # a file system without hard links: check, then rename (a writer in between could still lose)
         if path.exists():
-            raise OutputExists(errno.EEXIST, "the output exists (give --overwrite to replace it)", str(path)) from None
+            raise exists from None
         os.replace(tmp, path)
     else:
         os.unlink(tmp)
