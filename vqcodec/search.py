@@ -15,6 +15,8 @@ the chosen grid exactly, and any grid decodes. Measured in eval/encoder_search.p
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -55,19 +57,41 @@ def beam_search(z: torch.Tensor, codebooks: torch.Tensor, bits: torch.Tensor | N
     return paths[:, 0]
 
 
+@dataclass
+class Choice:
+    """The grid the search chose for one rd_lambda, and what it costs."""
+    rd_lambda: float
+    grid: np.ndarray        # (q, h, w) the indices to store
+    sq_error: float         # |latent - sum of the chosen entries|^2, summed over the picture
+    bits: float             # the chosen codes' bits in the greedy grid's context: about the payload's size
+
+
 @torch.inference_mode()
-def choose_codes(z: torch.Tensor, greedy: np.ndarray, codebooks: torch.Tensor, prior: IntPrior,
-                 rd_lambda: float, width: int = BEAM_WIDTH) -> np.ndarray:
+def choose_codes_for(z: torch.Tensor, greedy: np.ndarray, codebooks: torch.Tensor, prior: IntPrior,
+                     rd_lambdas: tuple[float, ...], width: int = BEAM_WIDTH) -> list[Choice]:
     """z: the latent (D, h, w); greedy: the greedy grid (q, h, w); codebooks (depths, K, D); prior: the
-    prior whose bits count (rd_lambda 0: distortion only, no prior pass) -> the grid to store (q, h, w).
-    Works through the grid in the codec's tile groups, so memory stays bounded."""
+    prior whose bits count -> one Choice per rd_lambda (0: distortion only). Works through the grid in the
+    codec's tile groups, so memory stays bounded; the prior's pass over a group serves every rd_lambda."""
     quality = greedy.shape[0]
     books = codebooks[:quality].float().cpu()
-    grid = np.empty_like(greedy)
+    grids = [np.empty_like(greedy) for _ in rd_lambdas]
+    sq_errors, total_bits = [0.0] * len(rd_lambdas), [0.0] * len(rd_lambdas)
     for group in tile_groups(*greedy.shape[1:], prior.cfg.window):
         ys = np.concatenate([np.repeat(np.arange(y0, y0 + th), tw) for y0, _, th, tw in group])
         xs = np.concatenate([np.tile(np.arange(x0, x0 + tw), th) for _, x0, th, tw in group])
-        bits = _bits(prior, greedy, group) if rd_lambda > 0 else None
+        bits = _bits(prior, greedy, group) if any(lam > 0 for lam in rd_lambdas) else None
         latents = z[:, torch.from_numpy(ys), torch.from_numpy(xs)].t().float().cpu()   # (N, D)
-        grid[:, ys, xs] = beam_search(latents, books, bits, rd_lambda, width).t().numpy()
-    return grid
+        for i, rd_lambda in enumerate(rd_lambdas):
+            codes = beam_search(latents, books, bits if rd_lambda > 0 else None, rd_lambda, width)  # (N, q)
+            grids[i][:, ys, xs] = codes.t().numpy()
+            chosen = books[torch.arange(quality)[None], codes].sum(1)                         # (N, D)
+            sq_errors[i] += ((latents - chosen) ** 2).sum().item()
+            if bits is not None:
+                total_bits[i] += bits.gather(2, codes[..., None]).sum().item()
+    return [Choice(*c) for c in zip(rd_lambdas, grids, sq_errors, total_bits)]
+
+
+def choose_codes(z: torch.Tensor, greedy: np.ndarray, codebooks: torch.Tensor, prior: IntPrior,
+                 rd_lambda: float, width: int = BEAM_WIDTH) -> np.ndarray:
+    """The grid (q, h, w) to store for one rd_lambda (see choose_codes_for)."""
+    return choose_codes_for(z, greedy, codebooks, prior, (rd_lambda,), width)[0].grid
