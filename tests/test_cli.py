@@ -1,5 +1,6 @@
 """The command line: the main jobs work, and every bad input ends in one clear line and no output."""
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -335,3 +336,26 @@ def test_compress_refuses_an_image_suffix_and_a_missing_folder_before_any_work(t
     r = run("compress", photo_png, tmp_path / "no" / "such" / "out.vqc")
     assert_clean_failure(r)
     assert "does not exist" in r.output
+
+
+def test_max_bytes_and_target_bpp_write_the_best_file_that_fits_and_say_what_was_chosen(tmp_path, photo_png, model):
+    plain = len(__import__("vqcodec").compress(np.asarray(Image.open(photo_png)), quality=2, model=model))
+    out = tmp_path / "sized.vqc"
+    r = run("compress", photo_png, out, "--max-bytes", plain)
+    assert r.exit_code == 0, r.output
+    assert out.stat().st_size <= plain and re.search(r"^vqcodec: quality [2-6], rd-lambda [\d.]+ fit the target$",
+                                                     r.output, re.M)
+    r = run("compress", photo_png, tmp_path / "bpp.vqc", "--target-bpp", 8 * plain / (128 * 96), "--quiet")
+    assert r.exit_code == 0 and r.output == ""
+    assert (tmp_path / "bpp.vqc").read_bytes() == out.read_bytes()
+    r = run("compress", photo_png, "-o", tmp_path / "many", "--max-bytes", plain, "-j", 1)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "many" / "photo.vqc").read_bytes() == out.read_bytes()
+
+
+@pytest.mark.parametrize("options", [["--max-bytes", 30], ["--max-bytes", 2000, "--quality", 2],
+                                     ["--max-bytes", 2000, "--target-bpp", 0.1], ["--target-bpp", 0],
+                                     ["--target-bpp", 0.1, "--rd-lambda", 1]])
+def test_a_budget_too_small_or_beside_a_quality_is_one_line_and_no_file(tmp_path, photo_png, options):
+    assert_clean_failure(run("compress", photo_png, tmp_path / "x.vqc", *options))
+    assert not (tmp_path / "x.vqc").exists()

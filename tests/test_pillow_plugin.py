@@ -48,3 +48,9 @@ def test_a_damaged_vqc_is_not_identified(tmp_path):
     (tmp_path / "bad.vqc").write_bytes(bytes(data))
     with pytest.raises(Image.UnidentifiedImageError):
         Image.open(tmp_path / "bad.vqc")
+
+
+def test_image_save_takes_a_byte_budget(tmp_path, small_photo):
+    path = tmp_path / "small.vqc"
+    Image.fromarray(small_photo).save(path, max_bytes=400)
+    assert path.stat().st_size <= 400 and Image.open(path).size == (128, 96)

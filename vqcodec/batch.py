@@ -73,7 +73,8 @@ def _compress_one(job: Job) -> Result:
     from .images import to_rgb
 
     rgb = to_rgb(job.source)
-    data = compress(rgb, _worker["quality"], _worker["model"], _worker["device"], rd_lambda=_worker["rd_lambda"])
+    data = compress(rgb, _worker["quality"], _worker["model"], _worker["device"], rd_lambda=_worker["rd_lambda"],
+                    max_bytes=_worker["max_bytes"], target_bpp=_worker["target_bpp"])
     job.target.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(job.target, lambda tmp: Path(tmp).write_bytes(data), replace=_worker["overwrite"])
     return Result(job.source, job.target, "written", source_bytes=job.source.stat().st_size,
@@ -146,15 +147,17 @@ def run(work: Callable[[Job], Result], jobs: list[Job], options: dict, workers: 
 def compress_many(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike, quality: int | None = None,
                   model: str | None = None, device: str = "cpu", rd_lambda: float | None = None,
                   jobs: int | None = None, overwrite: bool = False, skip_existing: bool = False,
-                  progress: bool = False) -> list[Result]:
+                  progress: bool = False, max_bytes: int | None = None,
+                  target_bpp: float | None = None) -> list[Result]:
     """Compress image files (and the images under folders) into out_dir as .vqc files, keeping paths
     relative to each folder. jobs: worker processes (default: the cores). A target that exists is a
-    failure unless overwrite or skip_existing is set. Returns one Result per file; nothing raises for a
-    single bad file."""
+    failure unless overwrite or skip_existing is set. max_bytes / target_bpp: each file the best that fits
+    (codec.compress). Returns one Result per file; nothing raises for a single bad file."""
     from .defaults import DEFAULT_RD_LAMBDA
 
     options = {"quality": quality, "model": model, "device": device,
-               "rd_lambda": DEFAULT_RD_LAMBDA if rd_lambda is None else rd_lambda}
+               "rd_lambda": DEFAULT_RD_LAMBDA if rd_lambda is None else rd_lambda,
+               "max_bytes": max_bytes, "target_bpp": target_bpp}
     return run(_compress_one, plan(inputs, out_dir, IMAGE_SUFFIXES, VQC_SUFFIX), options, jobs,
                overwrite, skip_existing, progress)
 

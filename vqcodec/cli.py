@@ -192,6 +192,18 @@ def _report_many(results, quiet: bool) -> None:
         raise SystemExit(1)
 
 
+def _check_size_options(max_bytes: int | None, target_bpp: float | None, quality: int | None, rd_lambda: float,
+                        coder: str) -> None:
+    """--max-bytes and --target-bpp choose the level and rd-lambda themselves, with the prior coder."""
+    if max_bytes is not None and target_bpp is not None:
+        raise click.UsageError("give --max-bytes or --target-bpp, not both")
+    clash = [name for name, given in (("--quality", quality is not None), ("--rd-lambda", rd_lambda != DEFAULT_RD_LAMBDA),
+                                      ("--coder uniform", coder != "prior")) if given]
+    if clash:
+        raise click.UsageError(f"{' and '.join(clash)} cannot go with {'--max-bytes' if max_bytes else '--target-bpp'}, "
+                               "which chooses the level and rd-lambda itself")
+
+
 def _levels_help() -> str:
     levels = shipped_levels()
     return f"Quality level, 1 (smallest) to {levels[1]} [default: {levels[0]}, for {DEFAULT_MODEL}]."
@@ -206,13 +218,20 @@ def _levels_help() -> str:
               help="uniform: no prior, log2 K bits per index (for comparison).")
 @click.option("--rd-lambda", type=float, default=DEFAULT_RD_LAMBDA, show_default=True,
               help="What a bit is worth when the encoder picks codes, >= 0: larger gives smaller files; 0: closest codes.")
+@click.option("--max-bytes", type=click.IntRange(min=1), default=None,
+              help="The best file no larger than this (the level and rd-lambda are chosen for it).")
+@click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="The best file no larger than this many bits per pixel (as --max-bytes).")
 @_many_options
 @QUIET
 def compress(paths: tuple[str, ...], quality: int | None, model: str | None, device: str, coder: str,
-             rd_lambda: float, out_dir: str | None, jobs: int | None, overwrite: bool, skip_existing: bool,
-             quiet: bool) -> None:
+             rd_lambda: float, max_bytes: int | None, target_bpp: float | None, out_dir: str | None,
+             jobs: int | None, overwrite: bool, skip_existing: bool, quiet: bool) -> None:
     """Compress image SRC into the .vqc file DST ('-': stdin / stdout), or every image PATH (files and
     folders) into the folder DIR."""
+    sized = max_bytes is not None or target_bpp is not None
+    if sized:
+        _check_size_options(max_bytes, target_bpp, quality, rd_lambda, coder)
     if out_dir is not None:
         from .batch import compress_many
 
@@ -220,16 +239,23 @@ def compress(paths: tuple[str, ...], quality: int | None, model: str | None, dev
             raise click.UsageError("--coder uniform is for single files")
         check_device(device)
         _report_many(compress_many(paths, out_dir, quality, model, device, rd_lambda, jobs, overwrite,
-                                   skip_existing, progress=not quiet), quiet)
+                                   skip_existing, progress=not quiet, max_bytes=max_bytes, target_bpp=target_bpp),
+                     quiet)
         return
-    from .codec import compress as _compress
+    from .codec import compress as _compress, compress_to_size
     from .images import open_image, to_rgb
 
     src, dst = _one_source_and_target(paths, "compress", overwrite)
     _refuse_image_suffix(dst)
     rgb = to_rgb(open_image(io.BytesIO(sys.stdin.buffer.read()), "stdin") if src == STDIO else src)
-    data = _compress(rgb, quality=quality, model=model, device=check_device(device), coder=coder,
-                     rd_lambda=rd_lambda)
+    if sized:
+        result = compress_to_size(rgb, max_bytes, target_bpp, model=model, device=check_device(device))
+        data = result.data
+        if not quiet:
+            click.echo(f"vqcodec: quality {result.quality}, rd-lambda {result.rd_lambda:.3g} fit the target", err=True)
+    else:
+        data = _compress(rgb, quality=quality, model=model, device=check_device(device), coder=coder,
+                         rd_lambda=rd_lambda)
     if dst == STDIO:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()

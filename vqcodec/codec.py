@@ -1,8 +1,10 @@
 """compress / decompress: image <-> TokenGrid <-> range-coded payload <-> .vqc bytes."""
 from __future__ import annotations
 
+import functools
 import math
 import os
+from dataclasses import dataclass
 from typing import BinaryIO, Union
 
 import numpy as np
@@ -16,7 +18,8 @@ from .coding import RangeDecoder, RangeEncoder, payload_too_short
 from .defaults import DEFAULT_RD_LAMBDA
 from .images import ImageLike, to_rgb
 from .intprior import IntPrior
-from .search import choose_codes
+from .ratecontrol import LADDER, admitted, budget, fit
+from .search import Choice, choose_codes, choose_codes_for
 from .walk import TokenGrid, group_frequencies, tile_groups, walk_prior
 from .tokenizer import to_pixels, to_unit_range
 from .zoo import RETIRED_MODELS, Model, find_model_by_id, load_model, resolve_model
@@ -84,6 +87,16 @@ def _check_rd_lambda(rd_lambda: float) -> float:
     return float(rd_lambda)
 
 
+def _latent(rgb: np.ndarray, m: Model) -> torch.Tensor:
+    """The encoder's latent (1, D, h, w) of an edge-padded picture."""
+    return m.tokenizer.latent(_to_tensor(rgb, m.downsample, m.device))
+
+
+def _greedy(z: torch.Tensor, quality: int, m: Model) -> np.ndarray:
+    """The nearest code at each depth in turn (q, h, w): the tokenizer's own quantization."""
+    return m.tokenizer.quantize_latent(z, quality)[0].cpu().numpy()
+
+
 def tokenize(image: ImageLike, quality: int | None = None, model: Model | str | None = None,
              device: str | None = None, rd_lambda: float = DEFAULT_RD_LAMBDA) -> TokenGrid:
     """The token grid the codec stores for an image at a quality level (search.py): codes chosen for
@@ -91,10 +104,8 @@ def tokenize(image: ImageLike, quality: int | None = None, model: Model | str | 
     m = resolve_model(model, device)
     quality = m.check_quality(quality)
     rd_lambda = _check_rd_lambda(rd_lambda)
-    x = _to_tensor(to_rgb(image), m.downsample, m.device)
-    z = m.tokenizer.latent(x)
-    greedy = m.tokenizer.quantize_latent(z, quality)[0].cpu().numpy()
-    codes = choose_codes(z[0], greedy, m.tokenizer.quantizer.codebooks.detach(), m.prior, rd_lambda)
+    z = _latent(to_rgb(image), m)
+    codes = choose_codes(z[0], _greedy(z, quality, m), m.tokenizer.quantizer.codebooks.detach(), m.prior, rd_lambda)
     return TokenGrid(codes, m.codebook_size)
 
 
@@ -114,13 +125,28 @@ def reconstruct(image: ImageLike, quality: int | None = None, model: Model | str
     return detokenize(grid, rgb.shape[1], rgb.shape[0], model, device)
 
 
+def _file(grid: TokenGrid, width: int, height: int, m: Model, use_prior: bool) -> bytes:
+    payload = encode_tokens(grid, m.prior if use_prior else None)
+    header = Header(width, height, m.model_id, grid.quality, Coder.PRIOR if use_prior else Coder.UNIFORM,
+                    *grid.shape, bitstream.grid_checksum(grid.indices))
+    return bitstream.pack(header, payload)
+
+
 def compress(image: ImageLike, quality: int | None = None, model: Model | str | None = None,
-             device: str | None = None, coder: str = "prior", rd_lambda: float = DEFAULT_RD_LAMBDA) -> bytes:
+             device: str | None = None, coder: str = "prior", rd_lambda: float = DEFAULT_RD_LAMBDA,
+             max_bytes: int | None = None, target_bpp: float | None = None) -> bytes:
     """Encode an image (path, PIL image or numpy array) into .vqc bytes.
     coder: "prior" (the transformer prior) or "uniform" (log2 K bits per index, for reference).
     rd_lambda: what a bit is worth against the latent's squared error when the encoder picks codes
     (search.py): larger gives smaller files, 0 picks for closeness alone. The uniform coder prices every
-    code alike, so there it has no effect."""
+    code alike, so there it has no effect.
+    max_bytes / target_bpp: instead of quality and rd_lambda, the best file no larger than this many bytes
+    (or bits per pixel), chosen over the levels and rd_lambda (compress_to_size)."""
+    if max_bytes is not None or target_bpp is not None:
+        if quality is not None or rd_lambda != DEFAULT_RD_LAMBDA or coder != "prior":
+            raise ValueError("max_bytes and target_bpp choose the quality and rd_lambda themselves, with the "
+                             "prior coder: give neither quality, rd_lambda nor coder with them")
+        return compress_to_size(image, max_bytes, target_bpp, model, device).data
     if coder not in ("prior", "uniform"):
         raise ValueError(f"coder must be 'prior' or 'uniform', got {coder!r}")
     m = resolve_model(model, device)
@@ -128,11 +154,42 @@ def compress(image: ImageLike, quality: int | None = None, model: Model | str | 
     use_prior = coder == "prior"
     rd_lambda = _check_rd_lambda(rd_lambda)
     grid = tokenize(rgb, quality, m, device, rd_lambda if use_prior else 0.0)
-    payload = encode_tokens(grid, m.prior if use_prior else None)
-    header = Header(rgb.shape[1], rgb.shape[0], m.model_id, grid.quality,
-                    Coder.PRIOR if use_prior else Coder.UNIFORM, *grid.shape,
-                    bitstream.grid_checksum(grid.indices))
-    return bitstream.pack(header, payload)
+    return _file(grid, rgb.shape[1], rgb.shape[0], m, use_prior)
+
+
+@dataclass(frozen=True)
+class SizedFile:
+    """A file made to fit a budget, and the encoder settings that made it."""
+    data: bytes
+    quality: int
+    rd_lambda: float
+
+
+def compress_to_size(image: ImageLike, max_bytes: int | None = None, target_bpp: float | None = None,
+                     model: Model | str | None = None, device: str | None = None) -> SizedFile:
+    """The best file no larger than max_bytes, or than target_bpp bits per pixel (ratecontrol.py): the
+    highest quality level that fits, at the smallest rd_lambda of ratecontrol.LADDER that fits there.
+    Raises ratecontrol.TargetTooSmall (a ValueError) when even the smallest file is larger."""
+    m = resolve_model(model, device)
+    rgb = to_rgb(image)
+    height, width = rgb.shape[:2]
+    limit = budget(width, height, max_bytes, target_bpp)
+    if limit is None:
+        raise ValueError("give max_bytes or target_bpp")
+    z = _latent(rgb, m)
+    books = m.tokenizer.quantizer.codebooks.detach()
+
+    @functools.cache
+    def candidates(q: int) -> list[Choice]:
+        below = choose_codes_for(z[0], _greedy(z, q - 1, m), books, m.prior, (0.0,))[0].sq_error if q > 1 \
+            else float((z.double() ** 2).sum())
+        return admitted(choose_codes_for(z[0], _greedy(z, q, m), books, m.prior, LADDER), below)
+
+    def encode(choice: Choice) -> bytes:
+        return _file(TokenGrid(choice.grid, m.codebook_size), width, height, m, True)
+
+    choice, data = fit(limit, m.levels, candidates, encode)
+    return SizedFile(data, choice.grid.shape[0], choice.rd_lambda)
 
 
 def _decoding_model(header: Header, model: Model | str | None, device: str | None) -> Model:

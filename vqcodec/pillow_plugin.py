@@ -8,7 +8,8 @@
     im.load()                             # decodes (the prior's walk and the CNN decoder)
     im.save("copy.vqc", quality=2)        # encodes; quality is the level, 1 .. the model's top level
 
-Save options: quality (level), model (name or folder), rd_lambda. Open accepts the decoder's
+Save options: quality (level), model (name or folder), rd_lambda; or max_bytes / target_bpp for the best
+file within a size (`im.save("small.vqc", max_bytes=2000)`). Open accepts the decoder's
 max_pixels through PIL.Image.MAX_IMAGE_PIXELS, as for any format Pillow reads.
 """
 from __future__ import annotations
@@ -67,7 +68,8 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
 
     options = im.encoderinfo
     data = compress(im, quality=options.get("quality"), model=options.get("model"),
-                    rd_lambda=options.get("rd_lambda", DEFAULT_RD_LAMBDA))
+                    rd_lambda=options.get("rd_lambda", DEFAULT_RD_LAMBDA), max_bytes=options.get("max_bytes"),
+                    target_bpp=options.get("target_bpp"))
     fp.write(data)
 
 
