@@ -116,14 +116,11 @@ def process_map(work: Callable, items: list, jobs: int, start: Callable, options
         yield from pool.map(work, items)
 
 
-def run(work: Callable[[Job], Result], jobs: list[Job], options: dict, workers: int | None,
-        overwrite: bool, skip_existing: bool, progress: bool) -> list[Result]:
-    """Do every job on `workers` processes (default: the cores); results in the jobs' order."""
-    from tqdm import tqdm
-
+def triage(jobs: list[Job], overwrite: bool, skip_existing: bool) -> tuple[dict[int, Result], list[int]]:
+    """Before any work: the results already known (an output that is its input, or exists) by job
+    number, and the numbers of the jobs to do."""
     if overwrite and skip_existing:
         raise ValueError("choose overwrite or skip_existing, not both")
-    options = {**options, "overwrite": overwrite}  # checked again when each file is written
     results: dict[int, Result] = {}
     todo = []
     for k, job in enumerate(jobs):
@@ -135,6 +132,16 @@ def run(work: Callable[[Job], Result], jobs: list[Job], options: dict, workers: 
                                                                "--skip-existing leaves it")
         else:
             todo.append(k)
+    return results, todo
+
+
+def run(work: Callable[[Job], Result], jobs: list[Job], options: dict, workers: int | None,
+        overwrite: bool, skip_existing: bool, progress: bool) -> list[Result]:
+    """Do every job on `workers` processes (default: the cores); results in the jobs' order."""
+    from tqdm import tqdm
+
+    options = {**options, "overwrite": overwrite}  # checked again when each file is written
+    results, todo = triage(jobs, overwrite, skip_existing)
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     with tqdm(total=len(jobs), initial=len(results), desc="files", unit="file", disable=not progress) as bar:
         for k, result in zip(todo, process_map(_run_one, [(work, jobs[k]) for k in todo], workers,
