@@ -10,7 +10,7 @@
 #   eval/gpu/gpu_run.sh "$OUT" --minutes 9                       # on the GPU machine, from the repository root
 #   eval/gpu/gpu_run.sh /tmp/out --device cpu --minutes 0.2      # here
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 usage="usage: eval/gpu/gpu_run.sh OUT [--minutes M] [--state DIR] [--kit DIR] [--device cuda|cpu] [--batch N] [--lr LR] [--anneal A]"
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
 out=$1; shift
@@ -27,13 +27,9 @@ done
 ls "$kit"/crops/crops-*.npz > /dev/null 2>&1 || { echo "Error: no crop packs in $kit/crops" >&2; exit 1; }
 
 # Packages this machine lacks, from the wheels beside the kit (no index, no network).
-site=$(mktemp -d)
-for package in constriction lpips; do
-  if ! python3 -c "import $package" 2> /dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" "$kit"/wheels/"$package"-*.whl
-  fi
-done
-export PYTHONPATH="$PWD:$site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+source eval/gpu/kit_packages.sh
+kit_packages "$kit" constriction:constriction lpips:lpips numpy:numpy pillow:PIL click:click safetensors:safetensors \
+  tqdm:tqdm
 if [ "$device" = cpu ]; then
   export CUDA_VISIBLE_DEVICES=""
   precision=fp32
