@@ -52,3 +52,17 @@ def test_float_prior_files_of_version_1_get_a_clear_refusal():
 def test_sizes_outside_the_format_are_refused(w, h):
     with pytest.raises(ValueError):
         bitstream.pack(Header(w, h, b"abcd", 1, Coder.UNIFORM, 1, 1, 0), b"")
+
+
+def test_the_grey_flag_round_trips_and_the_last_flag_bit_stays_reserved():
+    import dataclasses
+    import zlib
+
+    grey = dataclasses.replace(HEADER, grey=True)
+    data = bitstream.pack(grey, b"payload")
+    assert bitstream.unpack(data)[0].grey and not bitstream.unpack(bitstream.pack(HEADER, b"payload"))[0].grey
+    assert data[12] == 3 | 1 << 4 | 1 << 6
+    bad = bytearray(data[:-4])
+    bad[12] |= 0x80
+    with pytest.raises(FormatError, match="invalid flags byte 0xd3"):
+        bitstream.unpack(bytes(bad) + zlib.crc32(bytes(bad)).to_bytes(4, "big"))

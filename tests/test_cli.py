@@ -1,6 +1,8 @@
 """The command line: the main jobs work, and every bad input ends in one clear line and no output."""
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -252,13 +254,14 @@ def test_every_command_that_runs_a_network_takes_a_device(command):
     assert "--device [cpu|cuda]" in run(*command, "--help").output
 
 
-def test_an_image_over_pillows_bomb_limit_is_one_line(tmp_path, monkeypatch):
+def test_an_image_over_the_pixel_limit_is_one_line_naming_the_option(tmp_path):
     big = tmp_path / "big.png"
     Image.new("RGB", (300, 300)).save(big)
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300 * 300 // 2 - 1)
-    r = run("compress", big, tmp_path / "big.vqc")
-    assert_clean_failure(r)
-    assert "MAX_IMAGE_PIXELS" in r.output
+    for options in (["--max-pixels", 300 * 300 - 1], ["--max-pixels", 1000, "-o", tmp_path / "out"]):
+        r = run("compress", big, *([] if "-o" in options else [tmp_path / "big.vqc"]), *options)
+        assert r.exit_code != 0 and "--max-pixels" in r.output, r.output
+    assert not (tmp_path / "big.vqc").exists() and not list((tmp_path / "out").glob("*.vqc"))
+    assert run("compress", big, tmp_path / "big.vqc", "--max-pixels", 300 * 300).exit_code == 0
 
 
 def test_hostile_headers_are_one_line_for_info_and_decompress(tmp_path, model):
@@ -359,3 +362,32 @@ def test_max_bytes_and_target_bpp_write_the_best_file_that_fits_and_say_what_was
 def test_a_budget_too_small_or_beside_a_quality_is_one_line_and_no_file(tmp_path, photo_png, options):
     assert_clean_failure(run("compress", photo_png, tmp_path / "x.vqc", *options))
     assert not (tmp_path / "x.vqc").exists()
+
+
+def test_a_refused_command_fails_before_torch_is_imported(tmp_path):
+    (tmp_path / "empty.vqc").write_bytes(b"")
+    for args in (["info", tmp_path / "missing.vqc"], ["decompress", tmp_path / "empty.vqc", tmp_path / "x.png"],
+                 ["compress", tmp_path / "missing.png", tmp_path / "x.vqc"]):
+        r = subprocess.run([sys.executable, "-X", "importtime", "-m", "vqcodec", *map(str, args)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1 and "Error:" in r.stderr
+        assert not re.search(r"\|\s+torch$", r.stderr, re.M), f"{args[0]} imported torch before refusing"
+
+
+def test_one_wording_per_failure_naming_the_file(tmp_path, photo_png):
+    (tmp_path / "empty.vqc").write_bytes(b"")
+    (tmp_path / "folder").mkdir()
+    cases = [(["compress", tmp_path / "missing.png", tmp_path / "x.vqc"], "missing.png: no such file"),
+             (["decompress", tmp_path / "missing.vqc", tmp_path / "x.png"], "missing.vqc: no such file"),
+             (["info", tmp_path / "missing.vqc"], "missing.vqc: no such file"),
+             (["decompress", tmp_path / "empty.vqc", tmp_path / "x.png"], "empty.vqc: empty file (0 bytes)"),
+             (["info", tmp_path / "empty.vqc"], "empty.vqc: empty file (0 bytes)"),
+             (["compress", tmp_path / "folder", tmp_path / "x.vqc"], "folder: is a folder (-o DIR"),
+             (["decompress", tmp_path / "folder", tmp_path / "x.png"], "folder: is a folder (-o DIR"),
+             (["compress", photo_png, tmp_path / "x.vqc", "--max-pixels", 1000],
+              "a 128x96 picture (12,288 pixels) is over the limit of 1,000")]
+    for args, message in cases:
+        r = run(*args)
+        assert_clean_failure(r)
+        assert message in r.output, r.output
+    assert not (tmp_path / "x.vqc").exists() and not (tmp_path / "x.png").exists()

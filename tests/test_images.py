@@ -78,3 +78,38 @@ def test_float_arrays_outside_zero_to_one_are_refused(array, match):
 
 def test_float_arrays_in_zero_to_one_are_read(small_photo):
     np.testing.assert_array_equal(to_rgb(small_photo / 255.0), small_photo)
+
+
+def swapped_profile() -> bytes:
+    """An RGB ICC profile that is not sRGB: lcms's sRGB with its red and green colorants swapped."""
+    from PIL import ImageCms
+
+    icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    entries = {bytes(icc[132 + 12 * i:136 + 12 * i]): 132 + 12 * i for i in range(struct.unpack(">I", icc[128:132])[0])}
+    r, g = entries[b"rXYZ"], entries[b"gXYZ"]
+    icc[r + 4:r + 12], icc[g + 4:g + 12] = icc[g + 4:g + 12], icc[r + 4:r + 12]
+    return bytes(icc).replace("sRGB".encode("utf-16-be"), "Swap".encode("utf-16-be")).replace(b"sRGB", b"Swap")
+
+
+def test_an_icc_profile_is_converted_to_srgb_and_said(tmp_path):
+    from PIL import ImageCms
+
+    red = Image.fromarray(np.full((8, 8, 3), (200, 50, 50), np.uint8))
+    red.save(tmp_path / "swap.png", icc_profile=swapped_profile())
+    with pytest.warns(ConversionWarning, match="converted from the ICC profile 'Swap.*' to sRGB"):
+        assert tuple(to_rgb(tmp_path / "swap.png")[0, 0]) == (50, 200, 50)
+    red.save(tmp_path / "srgb.png", icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert tuple(to_rgb(tmp_path / "srgb.png")[0, 0]) == (200, 50, 50)  # sRGB already: nothing to say
+
+
+def test_a_pixel_limit_is_checked_from_the_header_and_leaves_pillows_own_alone(tmp_path):
+    from vqcodec.images import open_image
+
+    Image.new("RGB", (40, 30)).save(tmp_path / "a.png")
+    with pytest.raises(ImageReadError, match=r"a 40x30 picture \(1,200 pixels\) is over the limit of 1,000"):
+        open_image(tmp_path / "a.png", max_pixels=1000)
+    before = Image.MAX_IMAGE_PIXELS
+    assert open_image(tmp_path / "a.png", max_pixels=None).size == (40, 30)
+    assert Image.MAX_IMAGE_PIXELS == before

@@ -26,13 +26,24 @@ def test_image_open_reads_the_header_then_decodes_on_load():
     assert im.fp is None  # the file Pillow opened is closed once the picture is decoded
 
 
-def test_image_save_encodes_with_the_level_given_as_quality(tmp_path, small_photo):
+def test_image_save_maps_pillows_quality_to_the_levels_and_takes_a_level(tmp_path, small_photo):
     path = tmp_path / "x.vqc"
-    Image.fromarray(small_photo).save(path, quality=1)
+    Image.fromarray(small_photo).save(path, level=1)
     assert path.read_bytes() == vqcodec.compress(small_photo, quality=1)
+    for quality, level in ((0, 1), (16, 1), (17, 2), (50, 3), (75, 5), (100, 6)):
+        buf = io.BytesIO()
+        Image.fromarray(small_photo).save(buf, format="VQC", quality=quality)
+        assert Image.open(io.BytesIO(buf.getvalue())).info["quality"] == level
+    for bad in (101, -1, 2.5):
+        with pytest.raises(ValueError, match="Pillow's 0 to 100"):
+            Image.fromarray(small_photo).save(io.BytesIO(), format="VQC", quality=bad)
+
+
+def test_image_save_ignores_other_formats_options_with_a_warning(small_photo):
     buf = io.BytesIO()
-    Image.fromarray(small_photo).save(buf, format="VQC", quality=3)
-    assert Image.open(io.BytesIO(buf.getvalue())).info["quality"] == 3
+    with pytest.warns(UserWarning, match="ignores the save option\\(s\\) optimize, progressive"):
+        Image.fromarray(small_photo).save(buf, format="VQC", level=1, optimize=True, progressive=True)
+    assert buf.getvalue() == vqcodec.compress(small_photo, quality=1)
 
 
 def test_vqc_is_a_registered_extension_and_other_formats_still_open(tmp_path, small_photo):

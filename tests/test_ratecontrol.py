@@ -10,7 +10,7 @@ from vqcodec.search import Choice
 
 def choice(q: int, rd_lambda: float, nbytes: float, sq_error: float = 0.0) -> Choice:
     """A candidate predicted at nbytes (bits are what the prediction reads)."""
-    return Choice(rd_lambda, np.zeros((q, 1, 1), np.int64), sq_error, (nbytes - 25) * 8)
+    return Choice(rd_lambda, np.zeros((q, 1, 1), np.int64), sq_error, ((nbytes - 25) * 8 / q,) * q)
 
 
 def ladder(sizes: dict[int, list[float]]):
@@ -27,10 +27,21 @@ def ladder(sizes: dict[int, list[float]]):
 
 def test_fit_takes_the_highest_level_that_fits_at_its_smallest_fitting_rd_lambda():
     candidates, encode, _ = ladder({1: [1000, 900, 800], 2: [2300, 2000, 1700], 3: [3500, 3000, 2600]})
-    chosen, data = fit(2100, 3, candidates, encode)
-    assert (chosen.grid.shape[0], chosen.rd_lambda) == (2, LADDER[1]) and len(data) <= 2100
-    chosen, data = fit(1100, 3, candidates, encode)
-    assert (chosen.grid.shape[0], chosen.rd_lambda) == (1, LADDER[0]) and len(data) <= 1100
+    for first in (1, 2, 3):
+        chosen, data = fit(2100, 3, candidates, encode, first=first)
+        assert (chosen.grid.shape[0], chosen.rd_lambda) == (2, LADDER[1]) and len(data) <= 2100
+        chosen, data = fit(1100, 3, candidates, encode, first=first)
+        assert (chosen.grid.shape[0], chosen.rd_lambda) == (1, LADDER[0]) and len(data) <= 1100
+        chosen, data = fit(9000, 3, candidates, encode, first=first)
+        assert (chosen.grid.shape[0], chosen.rd_lambda) == (3, LADDER[0])
+
+
+def test_fit_comes_down_when_its_guess_overshoots():
+    # level 1's bits predict level 3 within 3,000 bytes (each depth as dear as the last), but it takes
+    # 4,000: level 2 is examined next; its own bits then predict levels 3 and 4, which do not fit either
+    candidates, encode, calls = ladder({1: [1000], 2: [1500], 3: [4000], 4: [4500]})
+    chosen, _ = fit(3000, 4, candidates, encode, first=1)
+    assert chosen.grid.shape[0] == 2 and calls == [(2, LADDER[0])]
 
 
 def test_fit_moves_on_when_the_real_file_is_larger_than_predicted():

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .bitstream import DEFAULT_MAX_PIXELS
-from .images import IMAGE_SUFFIXES
+from .images import IMAGE_SUFFIXES, PILLOW_LIMIT
 from .output import OutputExists, same_file, save_image, write_atomically
 
 VQC_SUFFIX = ".vqc"
@@ -70,9 +70,9 @@ def _start_worker(threads: int, options: dict) -> None:
 
 def _compress_one(job: Job) -> Result:
     from .codec import compress
-    from .images import to_rgb
+    from .images import open_image, to_rgb
 
-    rgb = to_rgb(job.source)
+    rgb = to_rgb(open_image(job.source, max_pixels=_worker["max_pixels"]))
     data = compress(rgb, _worker["quality"], _worker["model"], _worker["device"], rd_lambda=_worker["rd_lambda"],
                     max_bytes=_worker["max_bytes"], target_bpp=_worker["target_bpp"])
     job.target.parent.mkdir(parents=True, exist_ok=True)
@@ -154,17 +154,17 @@ def run(work: Callable[[Job], Result], jobs: list[Job], options: dict, workers: 
 def compress_many(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike, quality: int | None = None,
                   model: str | None = None, device: str = "cpu", rd_lambda: float | None = None,
                   jobs: int | None = None, overwrite: bool = False, skip_existing: bool = False,
-                  progress: bool = False, max_bytes: int | None = None,
-                  target_bpp: float | None = None) -> list[Result]:
+                  progress: bool = False, max_bytes: int | None = None, target_bpp: float | None = None,
+                  max_pixels: int | None | str = PILLOW_LIMIT) -> list[Result]:
     """Compress image files (and the images under folders) into out_dir as .vqc files, keeping paths
     relative to each folder. jobs: worker processes (default: the cores). A target that exists is a
     failure unless overwrite or skip_existing is set. max_bytes / target_bpp: each file the best that fits
-    (codec.compress). Returns one Result per file; nothing raises for a single bad file."""
+    (codec.compress); max_pixels: larger pictures fail (images.open_image). Returns one Result per file; nothing raises for a single bad file."""
     from .defaults import DEFAULT_RD_LAMBDA
 
     options = {"quality": quality, "model": model, "device": device,
                "rd_lambda": DEFAULT_RD_LAMBDA if rd_lambda is None else rd_lambda,
-               "max_bytes": max_bytes, "target_bpp": target_bpp}
+               "max_bytes": max_bytes, "target_bpp": target_bpp, "max_pixels": max_pixels}
     return run(_compress_one, plan(inputs, out_dir, IMAGE_SUFFIXES, VQC_SUFFIX), options, jobs,
                overwrite, skip_existing, progress)
 

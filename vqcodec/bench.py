@@ -152,7 +152,7 @@ def vqcodec_codec(model=None, device: str | None = None) -> Codec:
     m = resolve_model(model, device)
     return Codec("vqcodec", list(range(1, m.levels + 1)),
                  lambda rgb, quality: compress(rgb, quality=quality, model=m),
-                 lambda data, shape: np.asarray(decompress(data, model=m)),
+                 lambda data, shape: np.asarray(decompress(data, model=m).convert("RGB")),
                  # The encoder's choices change the files, so a cached row is only good for this version.
                  f"vqcodec-{vqcodec_version}-model-{m.model_id.hex()}")
 

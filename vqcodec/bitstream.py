@@ -6,7 +6,7 @@
     4       2     image width - 1   (uint16, big-endian)
     6       2     image height - 1  (uint16, big-endian)
     8       4     model id: first 4 bytes of the model's SHA-256 identity
-    12      1     quality level (bits 0-3, 1..15) | coder (bits 4-5) | reserved (bits 6-7, zero)
+    12      1     quality level (bits 0-3, 1..15) | coder (bits 4-5) | grey (bit 6) | reserved (bit 7, zero)
     13      2     grid height in tokens (uint16, big-endian)
     15      2     grid width in tokens  (uint16, big-endian)
     17      4     CRC-32 of the decoded index grid (catches a prior that desynchronised)
@@ -58,6 +58,7 @@ class Header:
     grid_height: int
     grid_width: int
     grid_crc: int
+    grey: bool = False   # the picture given was grey (R = G = B): it decodes to one channel
 
 
 def grid_checksum(indices: np.ndarray) -> int:
@@ -71,7 +72,8 @@ def pack(header: Header, payload: bytes) -> bytes:
     if not 1 <= header.quality <= 15:
         raise ValueError(f"quality {header.quality} outside 1..15")
     head = HEADER.pack(MAGIC, VERSION, header.width - 1, header.height - 1, header.model_id,
-                       header.quality | int(header.coder) << 4, header.grid_height, header.grid_width,
+                       header.quality | int(header.coder) << 4 | int(header.grey) << 6, header.grid_height,
+                       header.grid_width,
                        header.grid_crc)
     body = head + payload
     return body + TRAILER.pack(zlib.crc32(body))
@@ -79,6 +81,8 @@ def pack(header: Header, payload: bytes) -> bytes:
 
 def unpack(data: bytes) -> tuple[Header, bytes]:
     """Parse and verify a .vqc file; raises FormatError with a reason a person can act on."""
+    if not data:
+        raise FormatError("empty file (0 bytes), not a .vqc file")
     if len(data) < 4 or data[:3] != MAGIC:
         raise FormatError("not a .vqc file (no VQC signature)")
     if data[3] == 1:
@@ -93,9 +97,9 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     if zlib.crc32(body) != crc:
         raise FormatError("corrupted or truncated .vqc file (checksum mismatch)")
     _, _, w, h, model_id, flags, gh, gw, grid_crc = HEADER.unpack(body[:HEADER.size])
-    if flags >> 6 or flags & 15 == 0 or (flags >> 4 & 3) not in {c.value for c in Coder}:
+    if flags >> 7 or flags & 15 == 0 or (flags >> 4 & 3) not in {c.value for c in Coder}:
         raise FormatError(f"invalid flags byte 0x{flags:02x}")
-    header = Header(w + 1, h + 1, model_id, flags & 15, Coder(flags >> 4 & 3), gh, gw, grid_crc)
+    header = Header(w + 1, h + 1, model_id, flags & 15, Coder(flags >> 4 & 3), gh, gw, grid_crc, bool(flags >> 6 & 1))
     return header, body[HEADER.size:]
 
 

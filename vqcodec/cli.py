@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .bitstream import DEFAULT_MAX_PIXELS, FormatError
+from .bitstream import DEFAULT_MAX_PIXELS, FormatError, check_pixels, unpack
 from .output import image_format, same_file, save_image, write_atomically
 from .images import ConversionWarning, ImageReadError
 from .metrics import MetricUnavailable
@@ -49,8 +49,7 @@ class OneLineErrors(click.Group):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise click.exceptions.Exit(1) from None
         except EXPECTED_ERRORS as e:
-            raise click.ClickException(str(e) if not isinstance(e, OSError) or not e.filename
-                                       else f"{e.filename}: {e.strerror}") from None
+            raise click.ClickException(_one_line(e)) from None
         except click.UsageError as e:  # one line too, naming the command and `--help`
             raise click.ClickException(f"{e.format_message()} (see '{e.ctx.command_path if e.ctx else 'vqcodec'} "
                                        "--help')") from None
@@ -61,6 +60,28 @@ class OneLineErrors(click.Group):
         finally:
             if main_thread:
                 signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line(e: Exception) -> str:
+    """One wording per kind of failure, naming the file."""
+    if not isinstance(e, OSError) or not e.filename:
+        return str(e)
+    if isinstance(e, FileNotFoundError):
+        return f"{e.filename}: no such file"
+    if isinstance(e, IsADirectoryError):
+        return f"{e.filename}: is a folder (-o DIR codes every file under folders)"
+    return f"{e.filename}: {e.strerror}"
+
+
+def _read_vqc(src: str, max_pixels: int | None) -> bytes:
+    """A .vqc file's bytes (stdin for '-'), its header and pixel count checked before any model loads;
+    a FormatError names the file."""
+    data = sys.stdin.buffer.read() if src == STDIO else Path(src).read_bytes()
+    try:
+        check_pixels(unpack(data)[0], max_pixels)
+    except FormatError as e:
+        raise type(e)(f"{'stdin' if src == STDIO else src}: {e}") from None
+    return data
 
 
 def refuse_overwriting_input(src: str | Path, dst: str | Path) -> None:
@@ -122,8 +143,8 @@ class PixelCount(click.ParamType):
 
 def _max_pixels_option(f):
     return click.option("--max-pixels", type=PixelCount(), default=DEFAULT_MAX_PIXELS, show_default=True,
-                        help="Refuse files that claim a larger picture ('none': no limit; the default is "
-                             "twice Pillow's decompression-bomb threshold).")(f)
+                        help="Refuse larger pictures, from the file's header before any work ('none': no "
+                             "limit; the default is twice Pillow's decompression-bomb threshold).")(f)
 
 
 @click.group(cls=OneLineErrors)
@@ -222,11 +243,12 @@ def _levels_help() -> str:
               help="The best file no larger than this (the level and rd-lambda are chosen for it).")
 @click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True), default=None,
               help="The best file no larger than this many bits per pixel (as --max-bytes).")
+@_max_pixels_option
 @_many_options
 @QUIET
 def compress(paths: tuple[str, ...], quality: int | None, model: str | None, device: str, coder: str,
-             rd_lambda: float, max_bytes: int | None, target_bpp: float | None, out_dir: str | None,
-             jobs: int | None, overwrite: bool, skip_existing: bool, quiet: bool) -> None:
+             rd_lambda: float, max_bytes: int | None, target_bpp: float | None, max_pixels: int | None,
+             out_dir: str | None, jobs: int | None, overwrite: bool, skip_existing: bool, quiet: bool) -> None:
     """Compress image SRC into the .vqc file DST ('-': stdin / stdout), or every image PATH (files and
     folders) into the folder DIR."""
     sized = max_bytes is not None or target_bpp is not None
@@ -239,15 +261,18 @@ def compress(paths: tuple[str, ...], quality: int | None, model: str | None, dev
             raise click.UsageError("--coder uniform is for single files")
         check_device(device)
         _report_many(compress_many(paths, out_dir, quality, model, device, rd_lambda, jobs, overwrite,
-                                   skip_existing, progress=not quiet, max_bytes=max_bytes, target_bpp=target_bpp),
+                                   skip_existing, progress=not quiet, max_bytes=max_bytes, target_bpp=target_bpp,
+                                   max_pixels=max_pixels),
                      quiet)
         return
-    from .codec import compress as _compress, compress_to_size
     from .images import open_image, to_rgb
 
     src, dst = _one_source_and_target(paths, "compress", overwrite)
     _refuse_image_suffix(dst)
-    rgb = to_rgb(open_image(io.BytesIO(sys.stdin.buffer.read()), "stdin") if src == STDIO else src)
+    rgb = to_rgb(open_image(io.BytesIO(sys.stdin.buffer.read()) if src == STDIO else src,
+                            "stdin" if src == STDIO else src, max_pixels))
+    from .codec import compress as _compress, compress_to_size  # torch: only once the input is known good
+
     if sized:
         result = compress_to_size(rgb, max_bytes, target_bpp, model=model, device=check_device(device))
         data = result.data
@@ -287,12 +312,12 @@ def decompress(paths: tuple[str, ...], model: str | None, device: str, max_pixel
         _report_many(decompress_many(paths, out_dir, suffix, model, device, max_pixels, jobs, overwrite,
                                      skip_existing, progress=not quiet), quiet)
         return
-    from .codec import decompress as _decompress
-
     src, dst = _one_source_and_target(paths, "decompress", overwrite)
     if dst != STDIO:
         image_format(dst)
-    data = sys.stdin.buffer.read() if src == STDIO else Path(src).read_bytes()
+    data = _read_vqc(src, max_pixels)
+    from .codec import decompress as _decompress  # torch: only once the file's header is known good
+
     image = _decompress(data, model=model, device=check_device(device), max_pixels=max_pixels)
     if dst == STDIO:
         image.save(sys.stdout.buffer, format="PNG")
@@ -310,9 +335,10 @@ def decompress(paths: tuple[str, ...], model: str | None, device: str, max_pixel
 @_max_pixels_option
 def info(src: str, as_json: bool, max_pixels: int | None) -> None:
     """Describe the .vqc file SRC (checked as far as possible without decoding it)."""
-    from .codec import describe
+    data = _read_vqc(src, max_pixels)
+    from .codec import describe  # torch: only once the file's header is known good
 
-    d = describe(src, max_pixels)
+    d = describe(data, max_pixels)
     if as_json:
         click.echo(json.dumps(d))
         return
@@ -436,7 +462,7 @@ def demo(dst: str, quality: int | None, model: str | None, device: str) -> None:
     t0 = time.perf_counter()
     blob = _compress(original, quality=quality, model=model)
     t1 = time.perf_counter()
-    decoded = np.asarray(_decompress(blob, model=model))
+    decoded = np.asarray(_decompress(blob, model=model).convert("RGB"))
     t2 = time.perf_counter()
     click.echo(f"vqcodec: encode {t1 - t0:.2f} s, decode {t2 - t1:.2f} s")
     avif, half = codec_named("avif"), codec_named("avif@1/2")

@@ -81,6 +81,16 @@ def _to_image(x: torch.Tensor, width: int, height: int) -> Image.Image:
     return Image.fromarray(a, "RGB")
 
 
+def is_grey(rgb: np.ndarray) -> bool:
+    """Whether a picture is grey (R = G = B everywhere): the file then says so and decodes to mode L."""
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+
+
+def _as_given(image: Image.Image, grey: bool) -> Image.Image:
+    """The decoded picture in the kind it was given: grey pictures as mode L (the decoder's luma)."""
+    return image.convert("L") if grey else image
+
+
 def _check_rd_lambda(rd_lambda: float) -> float:
     if isinstance(rd_lambda, bool) or not isinstance(rd_lambda, (int, float)) or not 0 <= rd_lambda < math.inf:
         raise ValueError(f"rd_lambda must be a finite number >= 0, got {rd_lambda!r}")
@@ -122,13 +132,13 @@ def reconstruct(image: ImageLike, quality: int | None = None, model: Model | str
     """What decompress(compress(image)) returns (for the same quality and rd_lambda), without coding."""
     rgb = to_rgb(image)
     grid = tokenize(rgb, quality, model, device, rd_lambda)
-    return detokenize(grid, rgb.shape[1], rgb.shape[0], model, device)
+    return _as_given(detokenize(grid, rgb.shape[1], rgb.shape[0], model, device), is_grey(rgb))
 
 
-def _file(grid: TokenGrid, width: int, height: int, m: Model, use_prior: bool) -> bytes:
+def _file(grid: TokenGrid, rgb: np.ndarray, m: Model, use_prior: bool) -> bytes:
     payload = encode_tokens(grid, m.prior if use_prior else None)
-    header = Header(width, height, m.model_id, grid.quality, Coder.PRIOR if use_prior else Coder.UNIFORM,
-                    *grid.shape, bitstream.grid_checksum(grid.indices))
+    header = Header(rgb.shape[1], rgb.shape[0], m.model_id, grid.quality, Coder.PRIOR if use_prior else Coder.UNIFORM,
+                    *grid.shape, bitstream.grid_checksum(grid.indices), is_grey(rgb))
     return bitstream.pack(header, payload)
 
 
@@ -154,7 +164,7 @@ def compress(image: ImageLike, quality: int | None = None, model: Model | str | 
     use_prior = coder == "prior"
     rd_lambda = _check_rd_lambda(rd_lambda)
     grid = tokenize(rgb, quality, m, device, rd_lambda if use_prior else 0.0)
-    return _file(grid, rgb.shape[1], rgb.shape[0], m, use_prior)
+    return _file(grid, rgb, m, use_prior)
 
 
 @dataclass(frozen=True)
@@ -186,9 +196,9 @@ def compress_to_size(image: ImageLike, max_bytes: int | None = None, target_bpp:
         return admitted(choose_codes_for(z[0], _greedy(z, q, m), books, m.prior, LADDER), below)
 
     def encode(choice: Choice) -> bytes:
-        return _file(TokenGrid(choice.grid, m.codebook_size), width, height, m, True)
+        return _file(TokenGrid(choice.grid, m.codebook_size), rgb, m, True)
 
-    choice, data = fit(limit, m.levels, candidates, encode)
+    choice, data = fit(limit, m.levels, candidates, encode, first=m.default_quality)
     return SizedFile(data, choice.grid.shape[0], choice.rd_lambda)
 
 
@@ -241,12 +251,12 @@ def decode_grid(source: VqcSource, model: Model | str | None = None, device: str
 
 def decompress(source: VqcSource, model: Model | str | None = None, device: str | None = None,
                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode a .vqc file (bytes, a path or a binary file object) into an RGB image.
+    """Decode a .vqc file (bytes, a path or a binary file object) into an RGB image (mode L for a grey one).
     max_pixels: refuse files that claim a larger picture (PixelLimitError); None lifts the limit.
     Raises FormatError (or its subclasses ModelMismatch, PixelLimitError) for any file that is not,
     or no longer, decodable."""
     header, grid, m = decode_grid(source, model, device, max_pixels)
-    return detokenize(grid, header.width, header.height, m, device)
+    return _as_given(detokenize(grid, header.width, header.height, m, device), header.grey)
 
 
 def describe(source: VqcSource, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
@@ -266,7 +276,7 @@ def describe(source: VqcSource, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> 
         "version": bitstream.VERSION, "width": header.width, "height": header.height,
         "model_id": header.model_id.hex(), "made_by": made_by, "model": name,
         "retired": RETIRED_MODELS.get(header.model_id),  # where a model no longer shipped can be found
-        "quality": header.quality,
+        "quality": header.quality, "grey": header.grey,
         "coder": header.coder.name.lower(), "grid": [header.grid_height, header.grid_width],
         "tokens": header.quality * header.grid_height * header.grid_width, "codebook_size": codebook_size,
         "payload_bytes": len(payload), "file_bytes": len(data),

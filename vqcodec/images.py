@@ -1,6 +1,7 @@
 """Turning what users hand us (paths, PIL images, numpy arrays) into 8-bit RGB, saying what was lost."""
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 from typing import BinaryIO, Union
@@ -35,22 +36,41 @@ def _sixteen_bit(im: Image.Image) -> bool:
     return not im.mode.startswith("I") and any(";16" in str(tile[3]) for tile in im.tile)
 
 
-def open_image(path: str | Path | BinaryIO, name: str | None = None) -> Image.Image:
+PILLOW_LIMIT = "pillow"  # open_image's max_pixels: Pillow's own decompression-bomb limit
+
+
+def open_image(path: str | Path | BinaryIO, name: str | None = None,
+               max_pixels: int | None | str = PILLOW_LIMIT) -> Image.Image:
     """Read an image file (a path or a binary file object, called `name` in errors) into memory, its
-    first frame, and close it; Pillow's decompression-bomb limit applies. What the read loses is noted
-    in the image's info for to_rgb to report."""
+    first frame, and close it. max_pixels: refuse a larger picture, read from the file's header before
+    its pixels (None: no limit; PILLOW_LIMIT: Pillow's PIL.Image.MAX_IMAGE_PIXELS). What the read loses is
+    noted in the image's info for to_rgb to report."""
     name = name or str(path)
+    pillow_limit = Image.MAX_IMAGE_PIXELS
     try:
+        if max_pixels != PILLOW_LIMIT:
+            Image.MAX_IMAGE_PIXELS = None  # this call's own limit replaces Pillow's, below
         with Image.open(path) as im:
+            if max_pixels not in (None, PILLOW_LIMIT) and im.width * im.height > max_pixels:
+                raise ImageReadError(f"{name}: a {im.width}x{im.height} picture ({im.width * im.height:,} pixels) is "
+                                     f"over the limit of {max_pixels:,}; raise it with --max-pixels if you trust it")
             lost = {"vqcodec_frames": getattr(im, "n_frames", 1), "vqcodec_16bit": _sixteen_bit(im)}
             im.load()
             image = im.copy()
     except FileNotFoundError:
         raise ImageReadError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise ImageReadError(f"{name}: is a folder (-o DIR codes every file under folders)") from None
     except Image.DecompressionBombError as e:
         raise ImageReadError(f"{name}: {e} Raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file.") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ImageReadError(f"{name}: not a readable image ({e})") from None
+    except ValueError as e:
+        if isinstance(e, ImageReadError):
+            raise
+        raise ImageReadError(f"{name}: not a readable image ({e})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
     image.info.update(lost)
     return image
 
@@ -76,6 +96,25 @@ def _from_array(a: np.ndarray) -> Image.Image:
         raise ImageReadError(f"unsupported array dtype {a.dtype}: use uint8, uint16 or float in [0, 1]")
     mode = {1: "L", 3: "RGB", 4: "RGBA"}[a.shape[2]]
     return Image.fromarray(a[..., 0] if mode == "L" else a, mode)
+
+
+def _to_srgb(image: Image.Image) -> tuple[Image.Image, list[str]]:
+    """An image with an embedded ICC profile, its colours converted to sRGB (the codec's and every
+    viewer's assumption for untagged pixels); what was done, unless the profile was sRGB already."""
+    icc = image.info["icc_profile"]
+    try:
+        from PIL import ImageCms
+
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        description = ImageCms.getProfileDescription(profile).strip()
+        if "srgb" in description.lower():
+            return image, []
+        mode = "RGBA" if "A" in image.getbands() else "RGB"
+        converted = ImageCms.profileToProfile(image.convert(mode) if image.mode not in ("RGB", "RGBA") else image,
+                                              profile, ImageCms.createProfile("sRGB"), outputMode=mode)
+        return converted, [f"colours converted from the ICC profile '{description}' to sRGB"]
+    except Exception as e:  # noqa: BLE001 - no littlecms, or a profile it cannot read: said, not fatal
+        return image, [f"ICC profile ignored ({type(e).__name__}: {e}); pixels read as sRGB"]
 
 
 def to_rgb(image: ImageLike) -> np.ndarray:
@@ -113,6 +152,9 @@ def to_rgb(image: ImageLike) -> np.ndarray:
         image = Image.fromarray(np.round(a).astype(np.uint8), "L")
     if "A" in image.getbands() or "transparency" in image.info:
         dropped.append("alpha channel dropped")
+    if image.info.get("icc_profile"):
+        image, said = _to_srgb(image)
+        dropped += said
     if dropped:
         warnings.warn("; ".join(dropped), ConversionWarning, stacklevel=3)
     if image.mode == "P":

@@ -9,8 +9,10 @@ rd_lambda that fits there.
 
 One parallel pass of the prior per level examined gives every candidate's bits (search.Choice.bits, in
 the greedy grid's context: on Kodak 1-5 % below the real payload, on small pictures either way), so the
-search pays for a pass at each level it bisects through and for a real encoding only of the candidates
-predicted to fit. The result depends
+search pays for a pass at each level it examines and for a real encoding only of the candidates predicted
+to fit. It examines the first level (the model's default), then the level its bits predict for the
+budget (each further depth costing about what the last one did), and the levels between: two or three
+passes on Kodak. The result depends
 only on the picture, the model and the budget: the same inputs give the same bytes.
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .defaults import DEFAULT_RD_LAMBDA
 from .search import Choice
 
 LADDER = tuple(DEFAULT_RD_LAMBDA * 2 ** (k / 2) for k in range(17))   # 0.1 … 25.6, steps of sqrt(2)
-SLACK = 1.03   # a candidate predicted this much over the budget is still encoded: predictions err both ways
+SLACK = 1.03   # until a file of the level was measured, one predicted this much over the budget is still tried
 
 
 class TargetTooSmall(ValueError):
@@ -63,23 +65,42 @@ def predicted_bytes(choice: Choice) -> float:
 
 
 def fit(max_bytes: int, levels: int, candidates: Callable[[int], list[Choice]],
-        encode: Callable[[Choice], bytes]) -> tuple[Choice, bytes]:
+        encode: Callable[[Choice], bytes], first: int = 1) -> tuple[Choice, bytes]:
     """The best file within max_bytes. candidates(q): level q's admitted choices (computed once per level
-    by the caller); encode(choice): the file's bytes. Raises TargetTooSmall."""
-    def reachable(q: int) -> bool:
-        return min(predicted_bytes(c) for c in candidates(q)) <= max_bytes
+    by the caller); encode(choice): the file's bytes; first: the level to examine first. Raises
+    TargetTooSmall."""
+    def smallest(q: int) -> float:
+        return min(predicted_bytes(c) for c in candidates(q))
 
-    lo, hi = 1, levels
-    while lo < hi:                       # the highest level whose smallest candidate is predicted to fit
-        mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if reachable(mid) else (lo, mid - 1)
-    for q in range(lo, 0, -1):
-        underestimate = 1.0              # real / predicted, learnt from the files that did not fit
+    def fits(nbytes: float) -> bool:
+        return nbytes <= max_bytes * SLACK
+
+    def guess_above(q: int) -> int:
+        """The highest level predicted to fit from level q's bits: each further depth costs what q's last
+        one did, and shrinks as far as q's candidates do."""
+        plain = candidates(q)[0]
+        shrink, g = smallest(q) / predicted_bytes(plain), q
+        while g < levels and fits(shrink * (predicted_bytes(plain) + (g + 1 - q) * plain.depth_bits[-1] / 8)):
+            g += 1
+        return g
+
+    q = min(first, levels)
+    if fits(smallest(q)):
+        while (g := guess_above(q)) > q:     # try the guess, then the levels between it and q
+            reached = next((h for h in range(g, q, -1) if fits(smallest(h))), None)
+            if reached is None:
+                break
+            q = reached
+    else:
+        q = next((h for h in range(q - 1, 1, -1) if fits(smallest(h))), 1)
+    for q in range(q, 0, -1):
+        underestimate = None             # real / predicted, learnt from the files that did not fit
         for choice in candidates(q):
-            if predicted_bytes(choice) * underestimate > max_bytes * SLACK:
+            if underestimate is None and predicted_bytes(choice) > max_bytes * SLACK or \
+                    underestimate is not None and predicted_bytes(choice) * underestimate > max_bytes:
                 continue
             data = encode(choice)
             if len(data) <= max_bytes:
                 return choice, data
-            underestimate = max(underestimate, len(data) / predicted_bytes(choice))
+            underestimate = max(underestimate or 0.0, len(data) / predicted_bytes(choice))
     raise TargetTooSmall(max_bytes, len(encode(candidates(1)[-1])))

@@ -63,7 +63,12 @@ class Choice:
     rd_lambda: float
     grid: np.ndarray        # (q, h, w) the indices to store
     sq_error: float         # |latent - sum of the chosen entries|^2, summed over the picture
-    bits: float             # the chosen codes' bits in the greedy grid's context: about the payload's size
+    depth_bits: tuple       # per depth, the chosen codes' bits in the greedy grid's context
+
+    @property
+    def bits(self) -> float:
+        """About the payload's size in bits."""
+        return sum(self.depth_bits)
 
 
 @torch.inference_mode()
@@ -75,7 +80,8 @@ def choose_codes_for(z: torch.Tensor, greedy: np.ndarray, codebooks: torch.Tenso
     quality = greedy.shape[0]
     books = codebooks[:quality].float().cpu()
     grids = [np.empty_like(greedy) for _ in rd_lambdas]
-    sq_errors, total_bits = [0.0] * len(rd_lambdas), [0.0] * len(rd_lambdas)
+    sq_errors = [0.0] * len(rd_lambdas)
+    depth_bits = [np.zeros(quality) for _ in rd_lambdas]
     for group in tile_groups(*greedy.shape[1:], prior.cfg.window):
         ys = np.concatenate([np.repeat(np.arange(y0, y0 + th), tw) for y0, _, th, tw in group])
         xs = np.concatenate([np.tile(np.arange(x0, x0 + tw), th) for _, x0, th, tw in group])
@@ -87,8 +93,8 @@ def choose_codes_for(z: torch.Tensor, greedy: np.ndarray, codebooks: torch.Tenso
             chosen = books[torch.arange(quality)[None], codes].sum(1)                         # (N, D)
             sq_errors[i] += ((latents - chosen) ** 2).sum().item()
             if bits is not None:
-                total_bits[i] += bits.gather(2, codes[..., None]).sum().item()
-    return [Choice(*c) for c in zip(rd_lambdas, grids, sq_errors, total_bits)]
+                depth_bits[i] += bits.gather(2, codes[..., None])[..., 0].sum(0).double().numpy()
+    return [Choice(lam, grid, err, tuple(map(float, b))) for lam, grid, err, b in zip(rd_lambdas, grids, sq_errors, depth_bits)]
 
 
 def choose_codes(z: torch.Tensor, greedy: np.ndarray, codebooks: torch.Tensor, prior: IntPrior,
