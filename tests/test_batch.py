@@ -68,3 +68,60 @@ def test_two_inputs_that_would_share_an_output_are_refused(tmp_path, folder):
     r = run("compress", folder / "a.png", tmp_path / "a.png", "-o", tmp_path / "out")
     assert r.exit_code != 0 and "both" in r.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_full_disk_stops_the_run_and_lists_what_was_not_written(tmp_path, folder, monkeypatch):
+    import errno
+
+    from vqcodec import batch
+
+    def no_space(path, write, replace=True):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(batch, "write_atomically", no_space)
+    results = vqcodec.compress_many([folder], tmp_path / "out", quality=1, jobs=1)
+    assert [r.status for r in results] == ["failed", "failed"]
+    assert results[0].error.startswith("the disk is full")
+    assert results[1].error == "not written: the run stopped when the disk was full"
+
+
+def test_workers_end_soon_after_their_parent_is_killed(tmp_path, folder):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    if not Path("/proc").is_dir():
+        pytest.skip("finds the workers through /proc")
+    for k in range(6):
+        Image.fromarray(np.zeros((256, 256, 3), np.uint8) + k).save(folder / f"grey{k}.png")
+    parent = subprocess.Popen([sys.executable, "-c", "import sys, vqcodec; vqcodec.compress_many([sys.argv[1]], "
+                               "sys.argv[2], jobs=2)", str(folder), str(tmp_path / "out")])
+
+    def children() -> list[int]:
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent.pid and "spawn" in (stat.parent / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(stat.parent.name))
+        return found
+
+    deadline = time.time() + 120
+    while len(workers := children()) < 2 and time.time() < deadline:
+        time.sleep(0.5)
+    assert len(workers) == 2, "the pool's workers never started"
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    def alive() -> list[int]:
+        return [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+
+    deadline = time.time() + 20  # a second once started; a worker still importing torch needs longer
+    while alive() and time.time() < deadline:
+        time.sleep(0.2)
+    assert alive() == [], "workers outlived their killed parent"

@@ -75,3 +75,18 @@ def test_without_replace_an_existing_output_is_left_alone_even_one_that_appears_
     write_atomically(tmp_path / "new.vqc", lambda tmp: Path(tmp).write_bytes(b"mine"), replace=False)
     assert (tmp_path / "new.vqc").read_bytes() == b"mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["late.vqc", "new.vqc", "out.vqc"]  # no temporaries
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write_and_a_live_ones_stays(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stray = tmp_path / f".out.vqc.{int(dead.stdout)}.abcd1234.tmp"
+    live = tmp_path / f".out.vqc.{os.getpid()}.efgh5678.tmp"
+    other = tmp_path / f".other.vqc.{int(dead.stdout)}.ijkl9012.tmp"
+    for p in (stray, live, other):
+        p.write_bytes(b"half")
+    write_atomically(tmp_path / "out.vqc", lambda tmp: Path(tmp).write_bytes(b"whole"))
+    assert (tmp_path / "out.vqc").read_bytes() == b"whole"
+    assert not stray.exists() and live.exists() and other.exists()  # only this output's, only the dead's

@@ -7,8 +7,11 @@ reported and the others go on.
 """
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +22,7 @@ from .images import IMAGE_SUFFIXES, PILLOW_LIMIT
 from .output import OutputExists, same_file, save_image, write_atomically
 
 VQC_SUFFIX = ".vqc"
+DISK_FULL = "the disk is full"
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,19 @@ def _start_worker(threads: int, options: dict) -> None:
     _worker.update(options)
 
 
+def _exit_with(parent: int) -> None:
+    """A pool's worker ends within a second of its parent's death (kill -9 included) instead of going on
+    writing into the folder: the parent is polled, since nothing tells a spawned worker otherwise."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _start_pool_worker(parent: int, start: Callable, threads: int, options: dict) -> None:
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+    start(threads, options)
+
+
 def _compress_one(job: Job) -> Result:
     from .codec import compress
     from .images import open_image, to_rgb
@@ -99,6 +116,10 @@ def _run_one(task: tuple[Callable[[Job], Result], Job]) -> Result:
     except OutputExists:
         return Result(job.source, job.target, "failed",
                       error="the output appeared while this run worked (another run?): --overwrite replaces it")
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            return Result(job.source, job.target, "failed", error=f"{DISK_FULL} ({e.filename})")
+        return Result(job.source, job.target, "failed", error=f"{type(e).__name__}: {e}")
     except Exception as e:  # reported per file; the batch goes on
         return Result(job.source, job.target, "failed", error=f"{type(e).__name__}: {e}")
 
@@ -112,8 +133,11 @@ def process_map(work: Callable, items: list, jobs: int, start: Callable, options
         yield from map(work, items)
         return
     context = multiprocessing.get_context("spawn")  # torch's thread pools do not survive fork
-    with ProcessPoolExecutor(jobs, context, start, (max(1, cores // jobs), options)) as pool:
+    pool = ProcessPoolExecutor(jobs, context, _start_pool_worker, (os.getpid(), start, max(1, cores // jobs), options))
+    try:
         yield from pool.map(work, items)
+    finally:  # also when the caller stops early: what has not started is dropped, not waited for
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def triage(jobs: list[Job], overwrite: bool, skip_existing: bool) -> tuple[dict[int, Result], list[int]]:
@@ -144,10 +168,18 @@ def run(work: Callable[[Job], Result], jobs: list[Job], options: dict, workers: 
     results, todo = triage(jobs, overwrite, skip_existing)
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     with tqdm(total=len(jobs), initial=len(results), desc="files", unit="file", disable=not progress) as bar:
-        for k, result in zip(todo, process_map(_run_one, [(work, jobs[k]) for k in todo], workers,
-                                               _start_worker, options)):
-            results[k] = result
-            bar.update(1)
+        outcomes = process_map(_run_one, [(work, jobs[k]) for k in todo], workers, _start_worker, options)
+        try:
+            for k, result in zip(todo, outcomes):
+                results[k] = result
+                bar.update(1)
+                if result.error.startswith(DISK_FULL):  # every later file would fail the same way
+                    break
+        finally:
+            outcomes.close()
+    for k in todo:
+        results.setdefault(k, Result(jobs[k].source, jobs[k].target, "failed",
+                                     error="not written: the run stopped when the disk was full"))
     return [results[k] for k in range(len(jobs))]
 
 

@@ -4,6 +4,7 @@ to replace, with the permissions the user's umask gives, in the format the path'
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -47,11 +48,12 @@ def _publish(tmp: str, path: Path, replace: bool) -> None:
 def write_atomically(path: str | os.PathLike, write: Callable[[str], None], replace: bool = True) -> None:
     """Call write(tmp_path) on a temporary file beside `path`, flush it to the disk, then give it its
     name; without `replace`, an existing `path` (even one that appeared while writing) is left alone and
-    OutputExists raised. The file gets the permissions any new file gets under the umask. OSErrors name
-    `path`, not the temporary file."""
+    OutputExists raised. Temporaries a killed writer left for `path` are removed first. The file gets the
+    permissions any new file gets under the umask. OSErrors name `path`, not the temporary file."""
     path = Path(path)
+    remove_stray_temporaries(path)
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     except OSError as e:
         raise OSError(e.errno, e.strerror, str(path)) from None
     os.close(fd)
@@ -72,6 +74,24 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], None], repl
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def remove_stray_temporaries(path: Path) -> list[Path]:
+    """Remove the temporary files for `path` that write_atomically left beside it when its process was
+    killed (`.NAME.PID.XXXXXXXX.tmp`, PID no longer running); those of live processes stay."""
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        parts = tmp.name.rsplit(".", 3)  # [".NAME", PID, random, "tmp"]
+        if len(parts) != 4 or not parts[1].isdigit():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+        except PermissionError:  # alive, someone else's
+            pass
+    return removed
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
