@@ -5,6 +5,7 @@
     model = vqcodec.load_model()                       # the shipped model
     images = vqcodec.sample(4, seed=0)                 # unconditional generation
     rows = vqcodec.rd_curve("photo.png", codecs=("vqcodec", "avif"))  # bytes, bpp, PSNR, MS-SSIM, LPIPS
+    data = vqcodec.compress("photo.png", max_bytes=3000)  # the best file within 3,000 bytes
 
 The networks need torch; it is imported on first use, so `import vqcodec` and the container module
 (vqcodec.bitstream) stay light.
@@ -26,11 +27,12 @@ except importlib.metadata.PackageNotFoundError:  # run from a source tree that w
 _LAZY = {"compress": "codec", "decompress": "codec", "describe": "codec", "reconstruct": "codec",
          "ModelMismatch": "codec", "compress_many": "batch", "decompress_many": "batch",
          "register_pillow": "pillow_plugin", "sample": "generate", "complete": "generate", "load_model": "zoo", "Model": "zoo",
-         "ModelNotFound": "zoo", "rd_curve": "bench"}
+         "ModelNotFound": "zoo", "rd_curve": "bench", "compress_to_size": "codec", "TargetTooSmall": "ratecontrol"}
 
 __all__ = ["compress", "decompress", "describe", "reconstruct", "compress_many", "decompress_many",
            "register_pillow", "load_model", "sample", "complete", "Model", "FormatError", "ModelMismatch", "PixelLimitError",
-           "ModelNotFound", "ImageReadError", "ConversionWarning", "rd_curve", "__version__"]
+           "ModelNotFound", "ImageReadError", "ConversionWarning", "rd_curve", "compress_to_size", "TargetTooSmall",
+           "__version__"]
 
 
 def __getattr__(name: str):
