@@ -64,12 +64,17 @@ def test_unreadable_and_non_image_input(tmp_path):
         assert not (tmp_path / "out.vqc").exists()
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "empty", "png"])
-def test_damaged_vqc_files(tmp_path, photo_png, damage):
+@pytest.mark.parametrize("damage", ["truncate", "flip", "empty", "png", "grid-crc"])
+def test_damaged_vqc_files_are_one_line_naming_the_file(tmp_path, photo_png, damage):
+    import zlib
+
     vqc, out = tmp_path / "x.vqc", tmp_path / "y.png"
     run("compress", photo_png, vqc)
     data = vqc.read_bytes()
-    if damage == "truncate":
+    if damage == "grid-crc":  # a header whose grid checksum the payload does not meet, file CRC intact
+        body = data[:17] + bytes(4) + data[21:-4]
+        data = body + zlib.crc32(body).to_bytes(4, "big")
+    elif damage == "truncate":
         data = data[: len(data) // 2]
     elif damage == "flip":
         data = data[:20] + bytes([data[20] ^ 0x10]) + data[21:]
@@ -78,8 +83,11 @@ def test_damaged_vqc_files(tmp_path, photo_png, damage):
     else:
         data = photo_png.read_bytes()
     vqc.write_bytes(data)
-    assert_clean_failure(run("decompress", vqc, out))
-    assert_clean_failure(run("info", vqc))
+    commands = [("decompress", vqc, out)] + ([] if damage == "grid-crc" else [("info", vqc)])  # info decodes nothing
+    for command in commands:
+        r = run(*command)
+        assert_clean_failure(r)
+        assert r.output.startswith(f"Error: {vqc}: ")
     assert not out.exists()
 
 

@@ -318,7 +318,10 @@ def decompress(paths: tuple[str, ...], model: str | None, device: str, max_pixel
     data = _read_vqc(src, max_pixels)
     from .codec import decompress as _decompress  # torch: only once the file's header is known good
 
-    image = _decompress(data, model=model, device=check_device(device), max_pixels=max_pixels)
+    try:
+        image = _decompress(data, model=model, device=check_device(device), max_pixels=max_pixels)
+    except FormatError as e:  # a payload that fails its checksum, a model that does not read it, ...
+        raise type(e)(f"{'stdin' if src == STDIO else src}: {e}") from None
     if dst == STDIO:
         image.save(sys.stdout.buffer, format="PNG")
         sys.stdout.buffer.flush()
