@@ -44,6 +44,7 @@ def test_existing_outputs_are_failures_unless_skipped_or_overwritten(tmp_path, f
     (out / "a.vqc").write_bytes(b"old")
     r = run("compress", folder, "-o", out, "-q", 1, "--jobs", 1)
     assert r.exit_code == 1 and "exists" in r.output
+    assert "2 existed: --overwrite replaces them, --skip-existing leaves them" in r.output  # the summary too
     assert (out / "a.vqc").read_bytes() == b"old"
     r = run("compress", folder, "-o", out, "-q", 1, "--jobs", 1, "--skip-existing")
     assert r.exit_code == 0 and "2 skipped" in r.output

@@ -115,6 +115,9 @@ def test_unwritable_output_path(tmp_path, photo_png):
 
 def test_bad_quality_is_one_line(tmp_path, photo_png):
     assert_clean_failure(run("compress", photo_png, tmp_path / "x.vqc", "--quality", 99))
+    r = run("compress", photo_png, tmp_path / "x.vqc", "--quality", 0)
+    assert_clean_failure(r)
+    assert "levels are whole numbers from 1 (vqc-v6: 1 to 6)" in r.output
     assert not (tmp_path / "x.vqc").exists()
 
 

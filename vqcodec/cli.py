@@ -123,6 +123,23 @@ class IntList(click.ParamType):
         return numbers
 
 
+class Level(click.ParamType):
+    """A quality level: a whole number from 1; the model checks its own top level."""
+    name = "LEVEL"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        try:
+            level = int(value)
+        except ValueError:
+            level = 0
+        if level < 1:
+            top = shipped_levels()[1]
+            self.fail(f"levels are whole numbers from 1 ({DEFAULT_MODEL}: 1 to {top}), got {value!r}", param, ctx)
+        return level
+
+
 class PixelCount(click.ParamType):
     """A pixel count, or 'none' for no limit."""
     name = "PIXELS|none"
@@ -208,7 +225,9 @@ def _report_many(results, quiet: bool) -> None:
         pixels = sum(r.pixels for r in written)
         vqc_bytes = sum(r.target_bytes if r.target.suffix == ".vqc" else r.source_bytes for r in written)
         rate = f", {8 * vqc_bytes / pixels:.4f} bpp over the written files" if pixels else ""
-        click.echo(f"{len(results)} file(s): {len(written)} written, {skipped} skipped, {len(failed)} failed{rate}")
+        existed = sum("--overwrite replaces it" in r.error for r in failed)
+        flags = f"; {existed} existed: --overwrite replaces them, --skip-existing leaves them" if existed else ""
+        click.echo(f"{len(results)} file(s): {len(written)} written, {skipped} skipped, {len(failed)} failed{rate}{flags}")
     if failed:
         raise SystemExit(1)
 
@@ -232,7 +251,7 @@ def _levels_help() -> str:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, metavar="SRC DST | PATH... -o DIR")
-@click.option("--quality", "-q", type=click.IntRange(min=1), default=None, help=_levels_help())
+@click.option("--quality", "-q", type=Level(), default=None, help=_levels_help())
 @click.option("--model", "-m", default=None, help=f"Shipped model name or model folder [default: {DEFAULT_MODEL}].")
 @DEVICE
 @click.option("--coder", type=click.Choice(["prior", "uniform"]), default="prior", show_default=True,
@@ -374,7 +393,7 @@ def _drawing_options(f):
 @click.option("-o", "--out", "dst", required=True, help="Output PNG (a grid of the samples).")
 @click.option("--size", default="256x256", show_default=True,
               help="WIDTHxHEIGHT of each sample; beyond 256 px a side the prior's window slides (slow).")
-@click.option("--quality", "-q", type=click.IntRange(min=1), default=None, help=_levels_help())
+@click.option("--quality", "-q", type=Level(), default=None, help=_levels_help())
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed draws the same images.")
 @_drawing_options
 @QUIET
@@ -406,7 +425,7 @@ def sample(count: int, dst: str, size: str, quality: int | None, seed: int, temp
               help="A mask picture of SRC's size instead of --keep: white = keep.")
 @click.option("-n", "count", type=click.IntRange(min=1), default=1, show_default=True, help="Number of completions.")
 @click.option("-o", "--out-dir", "out_dir", default=None, help="Write the completions as N files into this folder.")
-@click.option("--quality", "-q", type=click.IntRange(min=1), default=None, help=_levels_help())
+@click.option("--quality", "-q", type=Level(), default=None, help=_levels_help())
 @click.option("--seed", type=int, default=None, help="Random seed: the same seed draws the same completions [default: fresh].")
 @_drawing_options
 @QUIET
@@ -442,7 +461,7 @@ def complete(src: str, dst: str | None, keep: str, mask: str | None, count: int,
 
 @main.command()
 @click.option("-o", "--out", "dst", default="vqcodec-demo.png", show_default=True, help="Side-by-side PNG.")
-@click.option("--quality", "-q", type=click.IntRange(min=1), default=None, help=_levels_help())
+@click.option("--quality", "-q", type=Level(), default=None, help=_levels_help())
 @click.option("--model", "-m", default=None, help=f"Shipped model name or model folder [default: {DEFAULT_MODEL}].")
 @DEVICE
 def demo(dst: str, quality: int | None, model: str | None, device: str) -> None:
