@@ -347,6 +347,8 @@ def test_compress_refuses_an_image_suffix_and_a_missing_folder_before_any_work(t
     r = run("compress", photo_png, tmp_path / "out.png")
     assert_clean_failure(r)
     assert ".png names an image format" in r.output and not (tmp_path / "out.png").exists()
+    assert run("compress", photo_png, tmp_path / "out.png", "--any-suffix").exit_code == 0  # when the user insists
+    assert (tmp_path / "out.png").read_bytes()[:3] == b"VQC"
     r = run("compress", photo_png, tmp_path / "no" / "such" / "out.vqc")
     assert_clean_failure(r)
     assert "does not exist" in r.output

@@ -212,7 +212,8 @@ def _refuse_image_suffix(dst: str) -> None:
         image_format(dst)
     except ValueError:
         return
-    raise click.ClickException(f"{dst}: {suffix} names an image format, but compress writes a .vqc file; name it .vqc")
+    raise click.ClickException(f"{dst}: {suffix} names an image format, but compress writes a .vqc file; name it "
+                               ".vqc (or give --any-suffix)")
 
 
 def _report_many(results, quiet: bool) -> None:
@@ -263,11 +264,13 @@ def _levels_help() -> str:
 @click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True), default=None,
               help="The best file no larger than this many bits per pixel (as --max-bytes).")
 @_max_pixels_option
+@click.option("--any-suffix", is_flag=True, help="Write DST under any name, also one an image format's suffix names.")
 @_many_options
 @QUIET
 def compress(paths: tuple[str, ...], quality: int | None, model: str | None, device: str, coder: str,
              rd_lambda: float, max_bytes: int | None, target_bpp: float | None, max_pixels: int | None,
-             out_dir: str | None, jobs: int | None, overwrite: bool, skip_existing: bool, quiet: bool) -> None:
+             any_suffix: bool, out_dir: str | None, jobs: int | None, overwrite: bool, skip_existing: bool,
+             quiet: bool) -> None:
     """Compress image SRC into the .vqc file DST ('-': stdin / stdout), or every image PATH (files and
     folders) into the folder DIR."""
     sized = max_bytes is not None or target_bpp is not None
@@ -287,7 +290,8 @@ def compress(paths: tuple[str, ...], quality: int | None, model: str | None, dev
     from .images import open_image, to_rgb
 
     src, dst = _one_source_and_target(paths, "compress", overwrite)
-    _refuse_image_suffix(dst)
+    if not any_suffix:
+        _refuse_image_suffix(dst)
     rgb = to_rgb(open_image(io.BytesIO(sys.stdin.buffer.read()) if src == STDIO else src,
                             "stdin" if src == STDIO else src, max_pixels))
     from .codec import compress as _compress, compress_to_size  # torch: only once the input is known good
