@@ -98,6 +98,9 @@ def test_an_icc_profile_is_converted_to_srgb_and_said(tmp_path):
     red.save(tmp_path / "swap.png", icc_profile=swapped_profile())
     with pytest.warns(ConversionWarning, match="converted from the ICC profile 'Swap.*' to sRGB"):
         assert tuple(to_rgb(tmp_path / "swap.png")[0, 0]) == (50, 200, 50)
+    with warnings.catch_warnings():  # training reads the stored values, as every run before did
+        warnings.simplefilter("error")
+        assert tuple(to_rgb(tmp_path / "swap.png", colour_manage=False)[0, 0]) == (200, 50, 50)
     red.save(tmp_path / "srgb.png", icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -117,9 +117,11 @@ def _to_srgb(image: Image.Image) -> tuple[Image.Image, list[str]]:
         return image, [f"ICC profile ignored ({type(e).__name__}: {e}); pixels read as sRGB"]
 
 
-def to_rgb(image: ImageLike) -> np.ndarray:
-    """Any supported image as a (H, W, 3) uint8 array, turned upright by its EXIF orientation.
-    Whatever is lost on the way (alpha, bit depth, CMYK, later frames) is reported once as a
+def to_rgb(image: ImageLike, colour_manage: bool = True) -> np.ndarray:
+    """Any supported image as a (H, W, 3) uint8 array, turned upright by its EXIF orientation, its colours
+    converted to sRGB from an embedded ICC profile (colour_manage=False keeps the stored values: training
+    and its held-out scores read pictures so, which keeps them comparable with the runs before). Whatever
+    is lost or converted on the way (alpha, bit depth, CMYK, a profile, later frames) is reported once as a
     ConversionWarning."""
     if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 \
             and image.size:
@@ -152,7 +154,7 @@ def to_rgb(image: ImageLike) -> np.ndarray:
         image = Image.fromarray(np.round(a).astype(np.uint8), "L")
     if "A" in image.getbands() or "transparency" in image.info:
         dropped.append("alpha channel dropped")
-    if image.info.get("icc_profile"):
+    if colour_manage and image.info.get("icc_profile"):
         image, said = _to_srgb(image)
         dropped += said
     if dropped:

@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
-    images = [to_rgb(p) for k, p in enumerate(tqdm(image_files(args.train), desc="reading"))
+    images = [to_rgb(p, colour_manage=False) for k, p in enumerate(tqdm(image_files(args.train), desc="reading"))
               if not is_held_out(k, HOLD_OUT_EVERY)]
     images = [a for a in images if min(a.shape[:2]) >= args.region]
     budget = args.megabytes * 1e6 / args.files

@@ -29,7 +29,7 @@ def main() -> None:
     ap.add_argument("pictures", type=Path)
     ap.add_argument("runs", type=Path, nargs="+")
     args = ap.parse_args()
-    pictures = [to_rgb(p) for p in image_files(args.pictures)]
+    pictures = [to_rgb(p, colour_manage=False) for p in image_files(args.pictures)]
     print("| tokenizer | step | depth | entries used | unigram bits/token | uniform |\n|---|---|---|---|---|---|")
     for run in args.runs:
         model, step = load(run)

@@ -33,7 +33,7 @@ def main() -> None:
     args = ap.parse_args()
     scores = {}
     lp = load_lpips()
-    images = [to_rgb(p) for p in image_files(args.pictures)[: args.images]]
+    images = [to_rgb(p, colour_manage=False) for p in image_files(args.pictures)[: args.images]]
     print("| checkpoint | step | level | PSNR dB | MS-SSIM | LPIPS |\n|---|---|---|---|---|---|")
     for run in args.runs:
         model, step = load(run)

@@ -53,7 +53,7 @@ def main() -> None:
     files = image_files(args.pictures)
     cells, side = [], args.crop
     for picture in args.images:
-        rgb = to_rgb(files[picture])
+        rgb = to_rgb(files[picture], colour_manage=False)
         f = max(m.cfg.downsample for m in models)  # whole tokens of every model's grid
         rgb = rgb[: rgb.shape[0] // f * f, : rgb.shape[1] // f * f]
         y, x = most_textured(rgb, side)

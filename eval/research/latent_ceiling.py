@@ -57,7 +57,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     lpips_model = load_lpips()
-    pictures = [to_rgb(p) for p in image_files(args.pictures)[: args.images]]
+    pictures = [to_rgb(p, colour_manage=False) for p in image_files(args.pictures)[: args.images]]
     results = {}
     print("| model | step | level | PSNR dB | MS-SSIM | LPIPS | latent error |\n|---|---|---|---|---|---|---|")
     for folder in args.models:

@@ -118,12 +118,16 @@ def main() -> None:
     ap.add_argument("--cpu-minutes", type=float, default=45.0)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--latent-weight", type=float, default=0.25)
+    ap.add_argument("--init", type=Path, help="a synthesis.safetensors to continue from (a warm restart)")
+    ap.add_argument("--seed", type=int, default=0, help="crop stream; give a new one when continuing with --init")
     args = ap.parse_args()
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     tok, enc = frozen_tokenizer(args.tokenizer), load_taef2("encoder")
     model, lpips_model = Taef2Decoding(tok.cfg.code_dim), load_lpips()
+    if args.init:
+        model.synthesis.load_state_dict(load_file(str(args.init)))
     opt = torch.optim.Adam(model.synthesis.parameters(), lr=args.lr, betas=(0.5, 0.9))
-    data = CropDataset(args.data, 128, seed=0, held_out_every=20)
+    data = CropDataset(args.data, 128, seed=args.seed, held_out_every=20)
     for _ in range(8):  # the crops the tokenizer runs spend on k-means: every probe then sees the same crops
         data.batch(8)
     budget, start, step, log = args.cpu_minutes * 60, time.process_time(), 0, []

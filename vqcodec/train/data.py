@@ -64,7 +64,7 @@ class CropDataset:
         images, crop = [], self.crop
         files = [p for k, p in enumerate(image_files(folder)) if not is_held_out(k, held_out_every)]
         for path in tqdm(files, desc="loading images", leave=False):
-            a = to_rgb(path)
+            a = to_rgb(path, colour_manage=False)
             if min(a.shape[:2]) < crop:
                 im, s = Image.fromarray(a), crop / min(a.shape[:2])
                 a = np.asarray(im.resize((max(crop, round(im.width * s)), max(crop, round(im.height * s))),

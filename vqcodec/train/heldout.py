@@ -26,7 +26,7 @@ def is_held_out(index: int, every: int = HOLD_OUT_EVERY) -> bool:
 
 def held_out_pictures(train: Path) -> list[np.ndarray]:
     """The scored held-out pictures of a training folder as uint8 RGB arrays."""
-    held = [to_rgb(p) for k, p in enumerate(image_files(train)) if is_held_out(k)]
+    held = [to_rgb(p, colour_manage=False) for k, p in enumerate(image_files(train)) if is_held_out(k)]
     return [a for a in held if min(a.shape[:2]) >= 256][::4]
 
 

@@ -62,7 +62,7 @@ def token_cache(tokenizer: Tokenizer, data: Path, cache: Path) -> list[np.ndarra
     f, device = tokenizer.cfg.downsample, tokenizer.quantizer.codebooks.device
     grids = []
     for path in tqdm(image_files(data), desc="tokenizing"):
-        a = to_rgb(path)
+        a = to_rgb(path, colour_manage=False)
         a = a[: a.shape[0] // f * f, : a.shape[1] // f * f]
         if a.size == 0:
             continue
