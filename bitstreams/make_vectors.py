@@ -18,7 +18,7 @@ import numpy as np
 from skimage import data as skdata
 
 import vqcodec
-from vqcodec.codec import decode_grid, detokenize
+from vqcodec.codec import as_given, decode_grid, detokenize
 
 HERE = Path(__file__).parent / "vectors"
 
@@ -27,7 +27,8 @@ CASES = {
     "coffee-q1-prior": (lambda: skdata.coffee()[100:196, 200:328], 1, "prior"),
     "chelsea-odd-top-prior": (lambda: skdata.chelsea()[50:83, 90:167], None, "prior"),
     "astronaut-q2-uniform": (lambda: skdata.astronaut()[0:64, 192:256], 2, "uniform"),
-    "camera-gray-q2-prior": (lambda: skdata.camera()[200:280, 180:300], 2, "prior"),
+    "camera-gray-q2-prior": (lambda: skdata.camera()[200:280, 180:300], 2, "prior"),  # made before the grey flag
+    "camera-grey-flag-q2-prior": (lambda: skdata.camera()[200:280, 180:300], 2, "prior"),  # decodes to mode L
     "astronaut-q4-prior": (lambda: skdata.astronaut()[100:400, 40:440], 4, "prior"),
     "rocket-q5-prior": (lambda: skdata.rocket()[120:216, 200:360], 5, "prior"),
     "chelsea-q3-prior": (lambda: skdata.chelsea()[40:168, 60:252], 3, "prior"),
@@ -61,11 +62,12 @@ def main() -> None:
         maker = model.name if header.model_id == model.model_id else model.reads_files_of[header.model_id]
         if name in old and old[name]["grid_sha256"] != grid_sha256(grid.indices):
             raise SystemExit(f"{name}: {model.name} decodes another grid than the one recorded")
-        image = detokenize(grid, header.width, header.height, model)  # what decompress gives, decoded once
+        image = as_given(detokenize(grid, header.width, header.height, model), header.grey)  # decompress's
         image.save(HERE / f"{name}.png")
         record[name] = {"case": case, "file": f"{name}.vqc", "bytes": len(data), "model": maker,
                         "model_id": header.model_id.hex(), "quality": header.quality,
-                        "coder": header.coder.name.lower(), "width": header.width, "height": header.height,
+                        "coder": header.coder.name.lower(), "grey": header.grey, "width": header.width,
+                        "height": header.height,
                         "grid_sha256": grid_sha256(grid.indices), "pixels_png": f"{name}.png",
                         "pixels_by": model.name,
                         "pixels_sha256": hashlib.sha256(np.asarray(image).tobytes()).hexdigest()}

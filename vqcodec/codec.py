@@ -86,7 +86,7 @@ def is_grey(rgb: np.ndarray) -> bool:
     return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
 
 
-def _as_given(image: Image.Image, grey: bool) -> Image.Image:
+def as_given(image: Image.Image, grey: bool) -> Image.Image:
     """The decoded picture in the kind it was given: grey pictures as mode L (the decoder's luma)."""
     return image.convert("L") if grey else image
 
@@ -132,7 +132,7 @@ def reconstruct(image: ImageLike, quality: int | None = None, model: Model | str
     """What decompress(compress(image)) returns (for the same quality and rd_lambda), without coding."""
     rgb = to_rgb(image)
     grid = tokenize(rgb, quality, model, device, rd_lambda)
-    return _as_given(detokenize(grid, rgb.shape[1], rgb.shape[0], model, device), is_grey(rgb))
+    return as_given(detokenize(grid, rgb.shape[1], rgb.shape[0], model, device), is_grey(rgb))
 
 
 def _file(grid: TokenGrid, rgb: np.ndarray, m: Model, use_prior: bool) -> bytes:
@@ -256,7 +256,7 @@ def decompress(source: VqcSource, model: Model | str | None = None, device: str 
     Raises FormatError (or its subclasses ModelMismatch, PixelLimitError) for any file that is not,
     or no longer, decodable."""
     header, grid, m = decode_grid(source, model, device, max_pixels)
-    return _as_given(detokenize(grid, header.width, header.height, m, device), header.grey)
+    return as_given(detokenize(grid, header.width, header.height, m, device), header.grey)
 
 
 def describe(source: VqcSource, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:

@@ -51,7 +51,7 @@ def check_vectors(device: str, pattern: str) -> list[dict]:
         (_, grid, _), _ = timed(device, decode_grid, data, model)
         digest = hashlib.sha256(np.ascontiguousarray(grid.indices, dtype="<u2").tobytes()).hexdigest()
         image, seconds = timed(device, vqcodec.decompress, data, model)
-        reference = np.asarray(Image.open(VECTORS / entry["pixels_png"]).convert("RGB")).astype(int)
+        reference = np.asarray(Image.open(VECTORS / entry["pixels_png"]).convert(image.mode)).astype(int)
         diff = int(np.abs(np.asarray(image).astype(int) - reference).max())
         rows.append({"vector": name, "grid_exact": digest == entry["grid_sha256"], "max_pixel_diff": diff,
                      "decode_s": round(seconds, 3)})
