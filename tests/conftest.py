@@ -21,6 +21,19 @@ def small_photo(astronaut) -> np.ndarray:
     return np.ascontiguousarray(astronaut[40:136, 150:278])
 
 
+@pytest.fixture
+def folder(tmp_path, small_photo):
+    """A folder of two pictures (one in a subfolder) and a file that is not a picture."""
+    from PIL import Image
+
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    Image.fromarray(small_photo).save(src / "a.png")
+    Image.fromarray(small_photo[::-1]).save(src / "sub" / "b.jpg")
+    (src / "notes.txt").write_text("not an image")
+    return src
+
+
 @pytest.fixture(scope="session")
 def random_prior():
     """make(seed, K, depth, window): a random float prior with sharp distributions, quantized like a

@@ -9,16 +9,6 @@ import vqcodec
 from vqcodec.cli import main
 
 
-@pytest.fixture
-def folder(tmp_path, small_photo):
-    src = tmp_path / "in"
-    (src / "sub").mkdir(parents=True)
-    Image.fromarray(small_photo).save(src / "a.png")
-    Image.fromarray(small_photo[::-1]).save(src / "sub" / "b.jpg")
-    (src / "notes.txt").write_text("not an image")
-    return src
-
-
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 

@@ -19,14 +19,11 @@ def client():
 
 
 @pytest.fixture
-def folder(tmp_path, small_photo):
-    src = tmp_path / "in"
-    (src / "sub").mkdir(parents=True)
-    Image.fromarray(small_photo).save(src / "a.png")
-    Image.fromarray(small_photo[::-1]).save(src / "sub" / "b.jpg")
-    Image.fromarray(small_photo[:, ::-1]).save(src / "c.png")
-    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n but not really")
-    return src
+def folder(folder, small_photo):
+    """conftest's folder, with a third picture and a broken one."""
+    Image.fromarray(small_photo[:, ::-1]).save(folder / "c.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n but not really")
+    return folder
 
 
 def test_compress_and_decompress_on_the_cluster_match_the_local_path(tmp_path, folder, client):
