@@ -59,7 +59,7 @@ def grids(model: Hierarchy, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     feats, z = model.coarse(x)
     q = model.tok.quantizer
     base = q.lookup(q.quantize(z)[0][:, :COARSE_LEVELS])
-    return base, model.fine.quantizer.quantize(model.fine.latent(feats, x, base))[0]
+    return base, model.fine.quantizer.quantize(model.fine_latent(feats, x, base)[0])[0]
 
 
 def bits(ctx: FineContext, model: Hierarchy, base: torch.Tensor, fidx: torch.Tensor) -> torch.Tensor:

@@ -56,31 +56,53 @@ def encoder_f8_stage(encoder: nn.Module) -> int:
 
 
 class FineCode(nn.Module):
-    """The f8 side: fine encoder, its residual codebooks, and the layer that hands its latent to the decoder."""
+    """The f8 side: fine encoder, its residual codebooks, and what turns its latent into picture. Two designs:
+    "inject" hands the latent to the decoder at its f8 stage (the decoder learns to read it); "residual"
+    codes what the f16 decoder's picture misses and adds it back through its own small synthesis, the
+    f16 decoder left as it is (a learned transform coder of the residual, 8x8 pixels per position)."""
 
-    def __init__(self, tok: Tokenizer, dim: int = 16, depth: int = 3, codes: int = 256, width: int = 128):
+    def __init__(self, tok: Tokenizer, dim: int = 16, depth: int = 3, codes: int = 256, width: int = 128,
+                 design: str = "inject"):
         super().__init__()
-        self.layout = {"dim": dim, "depth": depth, "codes": codes, "width": width}
+        self.layout = {"dim": dim, "depth": depth, "codes": codes, "width": width, "design": design}
+        self.design = design
         f8_channels = tok.cfg.channels[-2]
-        blocks = 3 * (tok.cfg.downsample // 2) ** 2
-        self.read = nn.Conv2d(f8_channels + blocks + tok.cfg.code_dim, width, 3, padding=1)
+        self.f = tok.cfg.downsample // 2
+        blocks = 3 * self.f ** 2
+        seen = blocks + (blocks if design == "residual" else tok.cfg.code_dim)
+        self.read = nn.Conv2d(f8_channels + seen, width, 3, padding=1)
         self.block = ResBlock(width, width)
         self.out = nn.Sequential(_norm(width), nn.SiLU(), nn.Conv2d(width, dim, 1))
         self.quantizer = ResidualQuantizer(TokenizerConfig(code_dim=dim, depth=depth, codebook_size=codes))
-        into = tok.cfg.channels[-1]
-        self.inject = nn.Sequential(nn.Conv2d(dim, into, 3, padding=1), nn.SiLU(), nn.Conv2d(into, into, 1))
-        nn.init.zeros_(self.inject[2].weight)
-        nn.init.zeros_(self.inject[2].bias)
+        if design == "inject":
+            into = tok.cfg.channels[-1]
+            self.inject = nn.Sequential(nn.Conv2d(dim, into, 3, padding=1), nn.SiLU(), nn.Conv2d(into, into, 1))
+            last = self.inject[2]
+        else:
+            self.synthesis = nn.Sequential(nn.Conv2d(dim + blocks, width, 3, padding=1), ResBlock(width, width),
+                                           _norm(width), nn.SiLU(), nn.Conv2d(width, blocks, 1))
+            last = self.synthesis[4]
+        nn.init.zeros_(last.weight)  # the picture starts as the f16 decoder's
+        nn.init.zeros_(last.bias)
 
-    def latent(self, features: torch.Tensor, x: torch.Tensor, z_coarse: torch.Tensor) -> torch.Tensor:
-        """f8 features (B, C8, 2h, 2w), picture (B, 3, 16h, 16w), coarse codes (B, D, h, w) -> (B, dim, 2h, 2w)."""
-        blocks = F.pixel_unshuffle(x, x.shape[2] // features.shape[2])
-        coarse = F.interpolate(z_coarse, scale_factor=2, mode="nearest")
-        return self.out(self.block(self.read(torch.cat([features, blocks, coarse], 1))))
+    def latent(self, features: torch.Tensor, x: torch.Tensor, z_coarse: torch.Tensor,
+               x_coarse: torch.Tensor | None = None) -> torch.Tensor:
+        """f8 features (B, C8, 2h, 2w), picture (B, 3, 16h, 16w), coarse codes (B, D, h, w), and for the
+        residual design the f16 decoder's picture of them -> (B, dim, 2h, 2w)."""
+        if self.design == "residual":
+            seen = [F.pixel_unshuffle(x - x_coarse, self.f), F.pixel_unshuffle(x_coarse, self.f)]
+        else:
+            seen = [F.pixel_unshuffle(x, self.f), F.interpolate(z_coarse, scale_factor=2, mode="nearest")]
+        return self.out(self.block(self.read(torch.cat([features, *seen], 1))))
+
+    def add_detail(self, z_fine: torch.Tensor, x_coarse: torch.Tensor) -> torch.Tensor:
+        """Residual design: the f16 decoder's picture plus what the fine latent says it misses."""
+        detail = self.synthesis(torch.cat([z_fine, F.pixel_unshuffle(x_coarse, self.f)], 1))
+        return x_coarse + F.pixel_shuffle(detail, self.f)
 
 
 class Hierarchy(nn.Module):
-    """The frozen f16 tokenizer (its decoder trainable) with the f8 side."""
+    """The frozen f16 tokenizer (its decoder trainable in the inject design) with the f8 side."""
 
     def __init__(self, tok: Tokenizer, **fine):
         super().__init__()
@@ -96,19 +118,36 @@ class Hierarchy(nn.Module):
         h = enc.body[:self.enc_split](enc.stem(x))
         return h, enc.out(enc.body[self.enc_split:](h))
 
-    def decode(self, z_coarse: torch.Tensor, z_fine: torch.Tensor | None) -> torch.Tensor:
+    def fine_latent(self, features: torch.Tensor, x: torch.Tensor,
+                    z_coarse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(the fine latent, and for the residual design the f16 decoder's picture it was read against)."""
+        x_coarse = None
+        if self.fine.design == "residual":
+            with torch.no_grad():
+                x_coarse = self.tok.decoder(z_coarse)
+        return self.fine.latent(features, x, z_coarse, x_coarse), x_coarse
+
+    def decode(self, z_coarse: torch.Tensor, z_fine: torch.Tensor | None,
+               x_coarse: torch.Tensor | None = None) -> torch.Tensor:
+        """The picture of f16 codes and, if given, a fine latent (x_coarse: the f16 decoder's picture of
+        z_coarse where the caller has it already)."""
         dec = self.tok.decoder
+        if self.fine.design == "residual":
+            x_coarse = self.tok.decoder(z_coarse) if x_coarse is None else x_coarse
+            return x_coarse if z_fine is None else self.fine.add_detail(z_fine, x_coarse.detach())
         h = dec.body[:self.split](z_coarse)
         if z_fine is not None:
             h = h + self.fine.inject(z_fine)
         return dec.shuffle(dec.last(dec.body[self.split:](h)))
 
     def trainable(self) -> tuple[list, list]:
-        """(new parameters, decoder parameters): they train at different rates."""
-        return list(self.fine.parameters()), list(self.tok.decoder.parameters())
+        """(new parameters, decoder parameters): they train at different rates; the residual design
+        leaves the f16 decoder as it is."""
+        decoder = list(self.tok.decoder.parameters()) if self.fine.design == "inject" else []
+        return list(self.fine.parameters()), decoder
 
 
-def load_probe(tokenizer: Path, folder: Path | None) -> tuple[Hierarchy, dict]:
+def load_probe(tokenizer: Path, folder: Path | None, design: str = "inject") -> tuple[Hierarchy, dict]:
     """The hierarchy in `folder` (a lasting state of it, or a scratch probe folder over `tokenizer`), or a
     fresh one over `tokenizer` when folder is None or empty."""
     if folder is not None and has_state(folder):
@@ -116,10 +155,12 @@ def load_probe(tokenizer: Path, folder: Path | None) -> tuple[Hierarchy, dict]:
         model = Hierarchy(tok.eval(), **record["fine"])
         model.fine.load_state_dict({k: v.float() for k, v in state_tensors(folder, record, "fine").items()})
         return model.eval(), record
-    model, record = Hierarchy(read_tokenizer(tokenizer)[0].eval()), {}
-    if folder is not None and (folder / "probe.safetensors").is_file():
-        model.load_state_dict(load_file(str(folder / "probe.safetensors")), strict=False)
+    record = {}
+    if folder is not None and (folder / "record.json").is_file():
         record = json.loads((folder / "record.json").read_text())
+    model = Hierarchy(read_tokenizer(tokenizer)[0].eval(), design=record.get("args", {}).get("design", design))
+    if record:
+        model.load_state_dict(load_file(str(folder / "probe.safetensors")), strict=False)
     return model.eval(), record
 
 
@@ -150,13 +191,14 @@ def kmeans(quantizer: ResidualQuantizer, z: torch.Tensor, iters: int = 10) -> No
 
 def train(args) -> None:
     torch.manual_seed(args.seed)
-    model, record = load_probe(args.tokenizer, args.resume)
-    model.tok.encoder.requires_grad_(False)
-    model.tok.quantizer.requires_grad_(False)
+    model, record = load_probe(args.tokenizer, args.resume, args.design)
+    model.tok.requires_grad_(False)
     new, decoder = model.trainable()
-    opt = torch.optim.Adam([{"params": new, "lr": args.lr}, {"params": decoder, "lr": args.decoder_lr}],
-                           betas=(0.5, 0.9))
-    base_lr = [args.lr, args.decoder_lr]
+    for p in decoder:
+        p.requires_grad_(True)
+    groups = [(new, args.lr)] + ([(decoder, args.decoder_lr)] if decoder else [])
+    opt = torch.optim.Adam([{"params": ps, "lr": lr} for ps, lr in groups], betas=(0.5, 0.9))
+    base_lr = [lr for _, lr in groups]
     lpips_model = load_lpips()
     data = CropDataset(os.pathsep.join(map(str, args.data)), 128, seed=args.seed, held_out_every=20)
     restarter = DeadCodeRestarter(model.fine.quantizer.depth, model.fine.quantizer.codebooks.shape[1],
@@ -179,7 +221,7 @@ def train(args) -> None:
                     x = data.batch(8)
                     feats, z = model.coarse(x)
                     idx = model.tok.quantizer.quantize(z)[0][:, :COARSE_LEVELS]
-                    zs.append(model.fine.latent(feats, x, model.tok.quantizer.lookup(idx)))
+                    zs.append(model.fine_latent(feats, x, model.tok.quantizer.lookup(idx))[0])
                 kmeans(model.fine.quantizer, torch.cat(zs))
             quantized = True
         scale = min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * used / budget))
@@ -189,13 +231,15 @@ def train(args) -> None:
         with torch.no_grad():
             feats, z = model.coarse(x)
             _, codes, _ = model.tok.quantizer.quantize(z)
-        # Half the crops train the f16 levels as they are (fine side off), half a fine level on f16 level 3.
-        fine_depth = torch.randint(0, model.fine.quantizer.depth + 1, (8,))
-        fine_depth[:4] = 0
+        # inject: half the crops train the f16 levels as they are (fine side off), half a fine level on f16
+        # level 3; residual: the f16 levels are untouched, so every crop trains a fine level.
+        fine_depth = torch.randint(1, model.fine.quantizer.depth + 1, (8,))
+        if model.fine.design == "inject":
+            fine_depth[:4] = 0
         quality = torch.where(fine_depth > 0, COARSE_LEVELS, torch.randint(1, depth + 1, (8,)))
         keep = (torch.arange(depth)[None] < quality[:, None]).float()
         z_coarse = (codes * keep[:, :, None, None, None]).sum(1)
-        z_fine = model.fine.latent(feats, x, z_coarse)
+        z_fine, x_coarse = model.fine_latent(feats, x, z_coarse)
         vq_loss = torch.zeros(())
         if quantized:
             idx, fcodes, resid = model.fine.quantizer.quantize(z_fine)
@@ -205,7 +249,7 @@ def train(args) -> None:
             z_fine = z_fine + (z_q - z_fine).detach()
             restarter.observe(idx[fine_depth > 0], resid.detach()[fine_depth > 0])
         z_fine = z_fine * (fine_depth > 0).float()[:, None, None, None]
-        rec = model.decode(z_coarse, z_fine)
+        rec = model.decode(z_coarse, z_fine, x_coarse)
         l1, perceptual = (rec - x).abs().mean(), lpips_model(rec, x).mean()
         loss = l1 + perceptual + vq_loss
         opt.zero_grad(set_to_none=True)
@@ -251,13 +295,13 @@ def reconstructions(model: Hierarchy, rgb: np.ndarray) -> tuple[dict, list[np.nd
     q = model.tok.quantizer
     idx = q.quantize(z)[0]
     base = q.lookup(idx[:, :COARSE_LEVELS])
-    z_fine = model.fine.latent(feats, x, base)
+    z_fine, x_coarse = model.fine_latent(feats, x, base)
     fidx = model.fine.quantizer.quantize(z_fine)[0]
     settings = {f"level {L}": (q.lookup(idx[:, :L]), None) for L in range(1, q.depth + 1)}
     settings |= {f"3 + f8 x{d}": (base, model.fine.quantizer.lookup(fidx[:, :d]))
                  for d in range(1, model.fine.quantizer.depth + 1)}
     settings |= {"3 + f8 unquantized": (base, z_fine), "f16 unquantized": (z, None)}
-    pics = {k: to_pixels(model.decode(zc, zf).clamp(-1, 1))[0].permute(1, 2, 0).numpy()
+    pics = {k: to_pixels(model.decode(zc, zf, x_coarse if zc is base else None).clamp(-1, 1))[0].permute(1, 2, 0).numpy()
             for k, (zc, zf) in settings.items()}
     return pics, [fidx[0, d].numpy() for d in range(fidx.shape[1])]
 
@@ -337,6 +381,8 @@ def main() -> None:
     ap.add_argument("--decoder-lr", type=float, default=5e-5)
     ap.add_argument("--unquantized-share", type=float, default=0.2,
                     help="share of the budget the fine latent trains unquantized before its codebooks start")
+    ap.add_argument("--design", choices=["inject", "residual"], default="inject",
+                    help="how the fine latent becomes picture (FineCode); a new probe's only")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--score", type=Path, help="score the probe in --out instead of training; write PATH.{md,json}")
     ap.add_argument("--quiet", action="store_true")
