@@ -41,7 +41,8 @@ from vqcodec.train.state import has_state, read_record, save_state
 from vqcodec.train.tokenizer import DeadCodeRestarter
 
 COARSE_LEVELS = 3  # f16 depths under every fine level
-PRIOR_BITS = (7.29, 8.00, 8.38)  # vqc-v6's prior, held-out bits per index at f16 depths 1-3 (training.md)
+PRIOR_BITS = (7.29, 8.00, 8.38, 8.61, 8.71, 8.78)  # vqc-v6's prior: held-out bits per index of level L's grids,
+                                                   # averaged over its L depths (training.md)
 
 
 def f8_stage(module: nn.Sequential) -> int:
@@ -306,6 +307,15 @@ def reconstructions(model: Hierarchy, rgb: np.ndarray) -> tuple[dict, list[np.nd
     return pics, [fidx[0, d].numpy() for d in range(fidx.shape[1])]
 
 
+def level_bpp(fine_bits: list[float], f: int) -> dict[str, float]:
+    """Estimated bits per pixel of each setting: level L's f16 grid at L x PRIOR_BITS[L-1] per position,
+    f8 depths at fine_bits per index (four positions per f16 position)."""
+    out = {f"level {L}": L * PRIOR_BITS[L - 1] / f ** 2 for L in range(1, len(PRIOR_BITS) + 1)}
+    coarse = out[f"level {COARSE_LEVELS}"]
+    out |= {f"3 + f8 x{d}": coarse + sum(fine_bits[:d]) / (f // 2) ** 2 for d in range(1, len(fine_bits) + 1)}
+    return {k: round(v, 4) for k, v in out.items()}
+
+
 def score(args) -> None:
     model, record = load_probe(args.tokenizer, args.state or args.out)
     lpips_model = load_lpips()
@@ -326,15 +336,13 @@ def score(args) -> None:
         K = model.fine.quantizer.codebooks.shape[1]
         fine_bits = [entropy_bits(np.concatenate([f[d].ravel() for f in fine_indices]), K)
                      for d in range(model.fine.quantizer.depth)]
-        coarse_bpp = sum(PRIOR_BITS) / model.tok.cfg.downsample ** 2
-        fine_bpp = {f"3 + f8 x{d}": coarse_bpp + sum(fine_bits[:d]) / (model.tok.cfg.downsample // 2) ** 2
-                    for d in range(1, len(fine_bits) + 1)}
+        bpp = level_bpp(fine_bits, model.tok.cfg.downsample)
         results["folders"][folder.name] = {
             "images": len(pictures), "fine_bits_per_index": [round(b, 3) for b in fine_bits],
             "rows": {k: {"psnr": round(float(np.mean([v[0] for v in vals])), 3),
                          "ms_ssim": round(float(np.mean([v[1] for v in vals])), 4),
                          "lpips": round(float(np.mean([v[2] for v in vals])), 4),
-                         "bpp_estimate": round(fine_bpp[k], 4) if k in fine_bpp else None}
+                         "bpp_estimate": bpp.get(k)}
                      for k, vals in rows.items()}}
     args.score.parent.mkdir(parents=True, exist_ok=True)
     args.score.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
@@ -345,8 +353,9 @@ def score(args) -> None:
 
 def markdown(results: dict) -> str:
     out = [f"f8 probe after {results['steps']} steps, {results['cpu_seconds']} CPU-s. PSNR dB / MS-SSIM / LPIPS "
-           "on each folder's held-out pictures; bpp estimates for the fine levels: f16 depths 1-3 at vqc-v6's "
-           "prior's held-out bits per index, f8 depths at their indices' empirical entropy (no context).\n"]
+           "on each folder's held-out pictures; bpp estimates: f16 depths at vqc-v6's prior's held-out bits per "
+           "index, f8 depths at their indices' empirical entropy (no context; f8_context_bits.py gives a "
+           "context model's).\n"]
     for name, f in results["folders"].items():
         out.append(f"\n**{name}** ({f['images']} pictures; fine bits per index {f['fine_bits_per_index']})\n\n"
                    "| setting | PSNR / MS-SSIM / LPIPS | bpp estimate |\n|---|---|---|")
