@@ -212,6 +212,9 @@ def train(args) -> None:
     base = read_record(args.tokenizer) if has_state(args.tokenizer) else {}
     ancestor = record.get("ancestor") or {"state": str(args.tokenizer), "step": base.get("step"),
                                           "train_pixels": base.get("train_pixels"), "cpu_seconds": base.get("cpu_seconds")}
+    # A probe folder continued as a lasting state: the probe is the state's first stretch.
+    stretches = record.get("stretches") or ([{"from_step": 0, "to_step": steps_before,
+                                              "args": record.get("args", {})}] if steps_before else [])
     bar = tqdm(desc="f8 probe", unit="step", file=sys.stderr, disable=args.quiet)
     model.train()
     while (used := time.process_time() - start) < budget:
@@ -270,8 +273,8 @@ def train(args) -> None:
                 "step": done["step"] + step, "train_pixels": done["train_pixels"] + step * x.numel() // 3,
                 "cpu_seconds": cpu, "ancestor": ancestor, "model": config_dict(model.tok.cfg),
                 "fine": model.fine.layout,
-                "stretches": record.get("stretches", []) + [{"from_step": done["step"], "to_step": done["step"] + step,
-                                                             "args": {k: str(v) for k, v in vars(args).items()}}],
+                "stretches": stretches + [{"from_step": done["step"], "to_step": done["step"] + step,
+                                           "args": {k: str(v) for k, v in vars(args).items()}}],
                 "log": record.get("log", []) + log})
         elif not args.state and (step % 100 == 0 or time.process_time() - start >= budget):
             save_probe(model, args.out, {"steps": step, "cpu_seconds": round(time.process_time() - start, 1),
