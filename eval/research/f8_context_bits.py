@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from f8_probe import COARSE_LEVELS, PRIOR_BITS, Hierarchy, load_probe
+from f8_probe import COARSE_LEVELS, Hierarchy, level_bpp, load_probe
 from vqcodec.tokenizer import to_unit_range
 from vqcodec.train.data import CropDataset
 from vqcodec.train.heldout import held_out_pictures, whole_tokens
@@ -122,11 +122,8 @@ def main() -> None:
                 total = total + bits(ctx, model, base, fidx)
                 positions += fidx[:, 0].numel()
             per_index = (total / positions).tolist()
-            coarse = sum(PRIOR_BITS) / f ** 2
-            results["folders"][folder.name] = {
-                "bits_per_index": [round(b, 3) for b in per_index],
-                "bpp_estimate": {f"3 + f8 x{d}": round(coarse + sum(per_index[:d]) / (f // 2) ** 2, 4)
-                                 for d in range(1, len(per_index) + 1)}}
+            results["folders"][folder.name] = {"bits_per_index": [round(b, 3) for b in per_index],
+                                               "bpp_estimate": level_bpp(per_index, f)}
             print(folder.name, results["folders"][folder.name], flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")

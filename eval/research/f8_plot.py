@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -43,6 +44,8 @@ def main() -> None:
                 ax.plot([bpp[k] for k in fine], [rows[k][metric] for k in fine], "s-",
                         label=f"{name}: level 3 + f8 depths 1-3")
                 ax.set_xscale("log")
+                ax.set_xticks([0.03, 0.05, 0.1, 0.2, 0.4], ["0.03", "0.05", "0.1", "0.2", "0.4"])
+                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
                 ax.set_xlabel("estimated bpp")
                 ax.set_ylabel({"psnr": "PSNR dB", "lpips": "LPIPS (alex)"}[metric])
                 ax.set_title(f"held-out {folder} ({result['folders'][folder]['images']})")
