@@ -265,7 +265,7 @@ def train(args) -> None:
         bar.update(1)
         bar.set_postfix(l1=f"{l1.item():.3f}", lpips=f"{perceptual.item():.3f}", vq=f"{vq_loss.item():.4f}")
         if step % 10 == 0:
-            log.append({"step": step, "cpu": round(used, 1), "l1": round(l1.item(), 4),
+            log.append({"step": done["step"] + step, "cpu": round(done["cpu_seconds"] + used, 1), "l1": round(l1.item(), 4),
                         "lpips": round(perceptual.item(), 4), "vq": round(vq_loss.item(), 5), "quantized": quantized})
         if args.state and (step % 100 == 0 or time.process_time() - start >= budget):
             cpu = round(done["cpu_seconds"] + time.process_time() - start, 1)
