@@ -1,18 +1,19 @@
-"""Probe: a finer grid for the upper levels (VQ-VAE-2's two-level hierarchy, on top of vqc-v6's f16 grid).
+"""Probe and lasting run: a finer grid for the upper levels (vqcodec/hierarchy.py: VQ-VAE-2's two-level
+hierarchy as a residual coder on top of the f16 tokenizer).
 
 Levels 1-3 stay the f16 codes. Levels above 3 add residual codes on an f8 grid (four positions per f16
-position): a small fine encoder reads the frozen encoder's f8 features, the picture's 8x8 blocks and the
-f16 codes kept at level 3, so the fine code only has to carry what those codes miss; its latent goes into
-the decoder at its f8 stage through a layer that starts at zero, so the decoder starts out giving what it
-gave. The f16 encoder and codebooks stay frozen (grids and prior stay valid for levels 1-3); the decoder
-trains with the new parts. The fine latent trains unquantized first (its codebooks then start from
-k-means on what it has learnt to carry), then through its own residual codebooks. The learning rate
-follows a cosine over the CPU-time budget, so probes compare at equal CPU time.
+position) that carry what the f16 decoder's level-3 picture misses; a small synthesis adds that detail
+back. The f16 tokenizer stays frozen (grids and prior stay valid for levels 1-3). The fine latent trains
+unquantized first (its codebooks then start from k-means on what it has learnt to carry), then through
+its own residual codebooks. The learning rate follows a cosine over the CPU-time budget, so probes
+compare at equal CPU time.
 
     python eval/research/f8_probe.py eval/runs/vqgan-f16 ../shared/data/train ../shared/data/train_extra \
         --out /work/probes/f8 --cpu-minutes 60
     python eval/research/f8_probe.py eval/runs/vqgan-f16 ../shared/data/train ../shared/data/train_extra \
         --out /work/probes/f8 --score eval/results/research/f8_probe
+    python eval/research/f8_probe.py eval/runs/vqgan-f16 ../shared/data/train ../shared/data/train_extra \
+        --resume eval/runs/vqgan-f16-f8 --state eval/runs/vqgan-f16-f8 --cpu-minutes 140
 """
 from __future__ import annotations
 
@@ -26,15 +27,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from vqcodec.families import config_dict, read_tokenizer, state_tensors
+from vqcodec.families import config_dict, read_tokenizer
 from vqcodec.metrics import load_lpips, ms_ssim, psnr
-from vqcodec.tokenizer import ResBlock, ResidualQuantizer, Tokenizer, TokenizerConfig, _norm, to_pixels, to_unit_range
+from vqcodec.hierarchy import FineConfig, Hierarchy, read_hierarchy
+from vqcodec.tokenizer import ResidualQuantizer, to_pixels, to_unit_range
 from vqcodec.train.data import CropDataset
 from vqcodec.train.heldout import held_out_pictures, whole_tokens
 from vqcodec.train.state import has_state, read_record, save_state
@@ -45,121 +46,15 @@ PRIOR_BITS = (7.29, 8.00, 8.38, 8.61, 8.71, 8.78)  # vqc-v6's prior: held-out bi
                                                    # averaged over its L depths (training.md)
 
 
-def f8_stage(module: nn.Sequential) -> int:
-    """Index just past the first 2x upsample and its conv in a decoder body: where the map is at f8."""
-    return next(i for i, layer in enumerate(module) if isinstance(layer, nn.Upsample)) + 2
-
-
-def encoder_f8_stage(encoder: nn.Module) -> int:
-    """Index in the encoder body just before its last strided conv: the map there is at f8."""
-    strided = [i for i, layer in enumerate(encoder.body) if isinstance(layer, nn.Conv2d) and layer.stride == (2, 2)]
-    return strided[-1]
-
-
-class FineCode(nn.Module):
-    """The f8 side: fine encoder, its residual codebooks, and what turns its latent into picture. Two designs:
-    "inject" hands the latent to the decoder at its f8 stage (the decoder learns to read it); "residual"
-    codes what the f16 decoder's picture misses and adds it back through its own small synthesis, the
-    f16 decoder left as it is (a learned transform coder of the residual, 8x8 pixels per position)."""
-
-    def __init__(self, tok: Tokenizer, dim: int = 16, depth: int = 3, codes: int = 256, width: int = 128,
-                 design: str = "inject"):
-        super().__init__()
-        self.layout = {"dim": dim, "depth": depth, "codes": codes, "width": width, "design": design}
-        self.design = design
-        f8_channels = tok.cfg.channels[-2]
-        self.f = tok.cfg.downsample // 2
-        blocks = 3 * self.f ** 2
-        seen = blocks + (blocks if design == "residual" else tok.cfg.code_dim)
-        self.read = nn.Conv2d(f8_channels + seen, width, 3, padding=1)
-        self.block = ResBlock(width, width)
-        self.out = nn.Sequential(_norm(width), nn.SiLU(), nn.Conv2d(width, dim, 1))
-        self.quantizer = ResidualQuantizer(TokenizerConfig(code_dim=dim, depth=depth, codebook_size=codes))
-        if design == "inject":
-            into = tok.cfg.channels[-1]
-            self.inject = nn.Sequential(nn.Conv2d(dim, into, 3, padding=1), nn.SiLU(), nn.Conv2d(into, into, 1))
-            last = self.inject[2]
-        else:
-            self.synthesis = nn.Sequential(nn.Conv2d(dim + blocks, width, 3, padding=1), ResBlock(width, width),
-                                           _norm(width), nn.SiLU(), nn.Conv2d(width, blocks, 1))
-            last = self.synthesis[4]
-        nn.init.zeros_(last.weight)  # the picture starts as the f16 decoder's
-        nn.init.zeros_(last.bias)
-
-    def latent(self, features: torch.Tensor, x: torch.Tensor, z_coarse: torch.Tensor,
-               x_coarse: torch.Tensor | None = None) -> torch.Tensor:
-        """f8 features (B, C8, 2h, 2w), picture (B, 3, 16h, 16w), coarse codes (B, D, h, w), and for the
-        residual design the f16 decoder's picture of them -> (B, dim, 2h, 2w)."""
-        if self.design == "residual":
-            seen = [F.pixel_unshuffle(x - x_coarse, self.f), F.pixel_unshuffle(x_coarse, self.f)]
-        else:
-            seen = [F.pixel_unshuffle(x, self.f), F.interpolate(z_coarse, scale_factor=2, mode="nearest")]
-        return self.out(self.block(self.read(torch.cat([features, *seen], 1))))
-
-    def add_detail(self, z_fine: torch.Tensor, x_coarse: torch.Tensor) -> torch.Tensor:
-        """Residual design: the f16 decoder's picture plus what the fine latent says it misses."""
-        detail = self.synthesis(torch.cat([z_fine, F.pixel_unshuffle(x_coarse, self.f)], 1))
-        return x_coarse + F.pixel_shuffle(detail, self.f)
-
-
-class Hierarchy(nn.Module):
-    """The frozen f16 tokenizer (its decoder trainable in the inject design) with the f8 side."""
-
-    def __init__(self, tok: Tokenizer, **fine):
-        super().__init__()
-        self.tok = tok
-        self.fine = FineCode(tok, **fine)
-        self.split = f8_stage(tok.decoder.body)
-        self.enc_split = encoder_f8_stage(tok.encoder)
-
-    @torch.no_grad()
-    def coarse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(f8 features, f16 latent) of the frozen encoder."""
-        enc = self.tok.encoder
-        h = enc.body[:self.enc_split](enc.stem(x))
-        return h, enc.out(enc.body[self.enc_split:](h))
-
-    def fine_latent(self, features: torch.Tensor, x: torch.Tensor,
-                    z_coarse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(the fine latent, and for the residual design the f16 decoder's picture it was read against)."""
-        x_coarse = None
-        if self.fine.design == "residual":
-            with torch.no_grad():
-                x_coarse = self.tok.decoder(z_coarse)
-        return self.fine.latent(features, x, z_coarse, x_coarse), x_coarse
-
-    def decode(self, z_coarse: torch.Tensor, z_fine: torch.Tensor | None,
-               x_coarse: torch.Tensor | None = None) -> torch.Tensor:
-        """The picture of f16 codes and, if given, a fine latent (x_coarse: the f16 decoder's picture of
-        z_coarse where the caller has it already)."""
-        dec = self.tok.decoder
-        if self.fine.design == "residual":
-            x_coarse = self.tok.decoder(z_coarse) if x_coarse is None else x_coarse
-            return x_coarse if z_fine is None else self.fine.add_detail(z_fine, x_coarse.detach())
-        h = dec.body[:self.split](z_coarse)
-        if z_fine is not None:
-            h = h + self.fine.inject(z_fine)
-        return dec.shuffle(dec.last(dec.body[self.split:](h)))
-
-    def trainable(self) -> tuple[list, list]:
-        """(new parameters, decoder parameters): they train at different rates; the residual design
-        leaves the f16 decoder as it is."""
-        decoder = list(self.tok.decoder.parameters()) if self.fine.design == "inject" else []
-        return list(self.fine.parameters()), decoder
-
-
-def load_probe(tokenizer: Path, folder: Path | None, design: str = "inject") -> tuple[Hierarchy, dict]:
+def load_probe(tokenizer: Path, folder: Path | None) -> tuple[Hierarchy, dict]:
     """The hierarchy in `folder` (a lasting state of it, or a scratch probe folder over `tokenizer`), or a
     fresh one over `tokenizer` when folder is None or empty."""
     if folder is not None and has_state(folder):
-        tok, record = read_tokenizer(folder)
-        model = Hierarchy(tok.eval(), **record["fine"])
-        model.fine.load_state_dict({k: v.float() for k, v in state_tensors(folder, record, "fine").items()})
-        return model.eval(), record
+        return read_hierarchy(folder)
     record = {}
     if folder is not None and (folder / "record.json").is_file():
         record = json.loads((folder / "record.json").read_text())
-    model = Hierarchy(read_tokenizer(tokenizer)[0].eval(), design=record.get("args", {}).get("design", design))
+    model = Hierarchy(read_tokenizer(tokenizer)[0].eval(), FineConfig())
     if record:
         model.load_state_dict(load_file(str(folder / "probe.safetensors")), strict=False)
     return model.eval(), record
@@ -169,7 +64,7 @@ def save_probe(model: Hierarchy, folder: Path, record: dict) -> None:
     """Scratch: the trained parts in fp32."""
     folder.mkdir(parents=True, exist_ok=True)
     keep = {k: v.contiguous() for k, v in model.state_dict().items()
-            if k.startswith(("fine.", "tok.decoder."))}
+            if k.startswith("fine.")}
     save_file(keep, str(folder / "probe.safetensors"))
     (folder / "record.json").write_text(json.dumps(record, indent=1))
 
@@ -192,19 +87,13 @@ def kmeans(quantizer: ResidualQuantizer, z: torch.Tensor, iters: int = 10) -> No
 
 def train(args) -> None:
     torch.manual_seed(args.seed)
-    model, record = load_probe(args.tokenizer, args.resume, args.design)
+    model, record = load_probe(args.tokenizer, args.resume)
     model.tok.requires_grad_(False)
-    new, decoder = model.trainable()
-    for p in decoder:
-        p.requires_grad_(True)
-    groups = [(new, args.lr)] + ([(decoder, args.decoder_lr)] if decoder else [])
-    opt = torch.optim.Adam([{"params": ps, "lr": lr} for ps, lr in groups], betas=(0.5, 0.9))
-    base_lr = [lr for _, lr in groups]
+    opt = torch.optim.Adam(model.fine.parameters(), lr=args.lr, betas=(0.5, 0.9))
     lpips_model = load_lpips()
     data = CropDataset(os.pathsep.join(map(str, args.data)), 128, seed=args.seed, held_out_every=20)
     restarter = DeadCodeRestarter(model.fine.quantizer.depth, model.fine.quantizer.codebooks.shape[1],
                                   model.fine.quantizer.codebooks.shape[2])
-    depth = model.tok.cfg.depth
     budget, start, step, log, quantized = args.cpu_minutes * 60, time.process_time(), 0, [], bool(record)
     steps_before = record.get("step", record.get("steps", 0))  # a lasting state's "step", a probe folder's "steps"
     done = {"step": steps_before, "train_pixels": record.get("train_pixels", steps_before * 8 * 128 * 128),
@@ -229,20 +118,15 @@ def train(args) -> None:
                 kmeans(model.fine.quantizer, torch.cat(zs))
             quantized = True
         scale = min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * used / budget))
-        for g, lr in zip(opt.param_groups, base_lr):
-            g["lr"] = lr * scale
+        for g in opt.param_groups:
+            g["lr"] = args.lr * scale
         x = data.batch(8)
         with torch.no_grad():
             feats, z = model.coarse(x)
             _, codes, _ = model.tok.quantizer.quantize(z)
-        # inject: half the crops train the f16 levels as they are (fine side off), half a fine level on f16
-        # level 3; residual: the f16 levels are untouched, so every crop trains a fine level.
+        # the f16 levels are untouched, so every crop trains a fine level on f16 level 3
         fine_depth = torch.randint(1, model.fine.quantizer.depth + 1, (8,))
-        if model.fine.design == "inject":
-            fine_depth[:4] = 0
-        quality = torch.where(fine_depth > 0, COARSE_LEVELS, torch.randint(1, depth + 1, (8,)))
-        keep = (torch.arange(depth)[None] < quality[:, None]).float()
-        z_coarse = (codes * keep[:, :, None, None, None]).sum(1)
+        z_coarse = codes[:, :COARSE_LEVELS].sum(1)
         z_fine, x_coarse = model.fine_latent(feats, x, z_coarse)
         vq_loss = torch.zeros(())
         if quantized:
@@ -251,8 +135,7 @@ def train(args) -> None:
             fkeep = (torch.arange(model.fine.quantizer.depth)[None] < fine_depth[:, None]).float()
             z_q = (fcodes.detach() * fkeep[:, :, None, None, None]).sum(1)
             z_fine = z_fine + (z_q - z_fine).detach()
-            restarter.observe(idx[fine_depth > 0], resid.detach()[fine_depth > 0])
-        z_fine = z_fine * (fine_depth > 0).float()[:, None, None, None]
+            restarter.observe(idx, resid.detach())
         rec = model.decode(z_coarse, z_fine, x_coarse)
         l1, perceptual = (rec - x).abs().mean(), lpips_model(rec, x).mean()
         loss = l1 + perceptual + vq_loss
@@ -272,7 +155,7 @@ def train(args) -> None:
             save_state(args.state, {"model": model.tok, "fine": model.fine}, {
                 "step": done["step"] + step, "train_pixels": done["train_pixels"] + step * x.numel() // 3,
                 "cpu_seconds": cpu, "ancestor": ancestor, "model": config_dict(model.tok.cfg),
-                "fine": model.fine.layout,
+                "fine": model.fine.cfg.to_dict(),
                 "stretches": stretches + [{"from_step": done["step"], "to_step": done["step"] + step,
                                            "args": {k: str(v) for k, v in vars(args).items()}}],
                 "log": record.get("log", []) + log})
@@ -390,11 +273,8 @@ def main() -> None:
     ap.add_argument("--resume", type=Path, help="continue from this lasting state of the hierarchy (a warm restart)")
     ap.add_argument("--cpu-minutes", type=float, default=60.0)
     ap.add_argument("--lr", type=float, default=2e-4, help="the fine side's learning rate")
-    ap.add_argument("--decoder-lr", type=float, default=5e-5)
     ap.add_argument("--unquantized-share", type=float, default=0.2,
                     help="share of the budget the fine latent trains unquantized before its codebooks start")
-    ap.add_argument("--design", choices=["inject", "residual"], default="inject",
-                    help="how the fine latent becomes picture (FineCode); a new probe's only")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--score", type=Path, help="score the probe in --out instead of training; write PATH.{md,json}")
     ap.add_argument("--quiet", action="store_true")

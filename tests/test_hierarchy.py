@@ -1,0 +1,64 @@
+"""The fine grid over a tokenizer: its grids' shapes, a new fine side that changes nothing, and a lasting
+state that reads back to the same codes and picture."""
+import torch
+
+from vqcodec.families import config_dict
+from vqcodec.hierarchy import FineConfig, Hierarchy, read_hierarchy
+from vqcodec.tokenizer import Tokenizer, TokenizerConfig
+from vqcodec.train.state import save_state
+
+TINY = TokenizerConfig(channels=(8, 16), unshuffle=2, code_dim=4, codebook_size=16, depth=3)
+FINE = FineConfig(dim=4, depth=2, codebook_size=8, width=8, coarse_levels=2)
+
+
+def tiny_hierarchy(seed: int = 0) -> Hierarchy:
+    torch.manual_seed(seed)
+    return Hierarchy(Tokenizer(TINY), FINE).eval()
+
+
+def picture(h: int = 16, w: int = 24) -> torch.Tensor:
+    torch.manual_seed(1)
+    return torch.rand(1, 3, h, w) * 2 - 1
+
+
+def test_the_fine_grid_has_four_positions_per_coarse_position_and_keeps_the_coarse_codes():
+    model = tiny_hierarchy()
+    x = picture()
+    coarse, fine = model.encode(x)
+    f = TINY.downsample
+    assert coarse.shape == (1, FINE.coarse_levels, 16 // f, 24 // f)
+    assert fine.shape == (1, FINE.depth, 2 * 16 // f, 2 * 24 // f)
+    assert int(fine.max()) < FINE.codebook_size
+    assert torch.equal(coarse, model.tok.quantizer.quantize(model.tok.latent(x))[0][:, :FINE.coarse_levels])
+
+
+def test_a_new_fine_side_adds_nothing_to_the_coarse_picture():
+    model = tiny_hierarchy()
+    coarse, fine = model.encode(picture())
+    alone = model.decode_indices(coarse, fine[:, :0])
+    assert torch.equal(model.decode_indices(coarse, fine), alone)
+    assert torch.equal(alone, model.tok.decoder(model.tok.quantizer.lookup(coarse)))
+
+
+def test_a_trained_fine_side_changes_the_picture_with_each_depth():
+    model = tiny_hierarchy()
+    torch.nn.init.normal_(model.fine.synthesis[4].weight, std=0.1)
+    coarse, fine = model.encode(picture())
+    pictures = [model.decode_indices(coarse, fine[:, :d]) for d in range(FINE.depth + 1)]
+    assert all(not torch.equal(a, b) for a, b in zip(pictures, pictures[1:]))
+
+
+def test_a_lasting_state_reads_back_to_the_same_codes_and_picture(tmp_path):
+    model = tiny_hierarchy()
+    torch.nn.init.normal_(model.fine.synthesis[4].weight, std=0.1)
+    with torch.no_grad():  # values fp16 holds exactly, so the state is the model itself
+        for p in model.parameters():
+            p.copy_(p.half().float())
+    save_state(tmp_path, {"model": model.tok, "fine": model.fine},
+               {"step": 7, "model": config_dict(TINY), "fine": FINE.to_dict()})
+    again, record = read_hierarchy(tmp_path)
+    assert record["step"] == 7 and again.fine.cfg == FINE
+    x = picture()
+    coarse, fine = model.encode(x)
+    assert all(torch.equal(a, b) for a, b in zip(again.encode(x), (coarse, fine)))
+    assert torch.equal(again.decode_indices(coarse, fine), model.decode_indices(coarse, fine))

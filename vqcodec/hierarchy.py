@@ -1,0 +1,132 @@
+"""A finer grid over the f16 tokenizer (VQ-VAE-2's two-level hierarchy, as a residual transform coder).
+
+The f16 tokenizer gives its picture from the codes of its first `coarse_levels` depths. The fine side
+codes what that picture misses on an f8 grid (four positions per f16 position): a small fine encoder
+reads the f16 encoder's f8 features and the picture's 8x8 blocks of both the original and the f16
+picture, and its latent goes through residual codebooks of its own. A small synthesis turns the fine
+codes back into 8x8 blocks of detail that are added to the f16 picture. The f16 tokenizer is frozen
+under it: its grids, its prior and its files stay valid.
+
+Shapes: an image (B, 3, H, W) with H, W multiples of 16 has a coarse grid (B, coarse_levels, H/16, W/16)
+and a fine grid (B, fine depth, H/8, W/8).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .families import read_tokenizer, state_tensors
+from .tokenizer import ResBlock, ResidualQuantizer, Tokenizer, TokenizerConfig, _norm
+
+
+@dataclass
+class FineConfig:
+    dim: int = 16              # the fine latent's channels
+    depth: int = 3             # fine residual codebooks
+    codebook_size: int = 256
+    width: int = 128           # channels of the fine encoder and synthesis
+    coarse_levels: int = 3     # f16 depths under every fine code
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FineConfig":
+        return cls(**d)
+
+
+def encoder_f8_stage(encoder: nn.Module) -> int:
+    """Index in the encoder body of its last strided conv: the map just before it is at f8."""
+    strided = [i for i, layer in enumerate(encoder.body) if isinstance(layer, nn.Conv2d) and layer.stride == (2, 2)]
+    return strided[-1]
+
+
+class FineCoder(nn.Module):
+    """The f8 side: fine encoder, its residual codebooks, and the synthesis of detail from its latent."""
+
+    def __init__(self, tok: Tokenizer, cfg: FineConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.f = tok.cfg.downsample // 2           # pixels per fine position along a side
+        blocks = 3 * self.f ** 2                   # an f x f RGB block as channels
+        self.read = nn.Conv2d(tok.cfg.channels[-2] + 2 * blocks, cfg.width, 3, padding=1)
+        self.block = ResBlock(cfg.width, cfg.width)
+        self.out = nn.Sequential(_norm(cfg.width), nn.SiLU(), nn.Conv2d(cfg.width, cfg.dim, 1))
+        self.quantizer = ResidualQuantizer(TokenizerConfig(code_dim=cfg.dim, depth=cfg.depth,
+                                                           codebook_size=cfg.codebook_size))
+        self.synthesis = nn.Sequential(nn.Conv2d(cfg.dim + blocks, cfg.width, 3, padding=1),
+                                       ResBlock(cfg.width, cfg.width), _norm(cfg.width), nn.SiLU(),
+                                       nn.Conv2d(cfg.width, blocks, 1))
+        nn.init.zeros_(self.synthesis[4].weight)  # a new fine side starts out adding nothing
+        nn.init.zeros_(self.synthesis[4].bias)
+
+    def latent(self, features: torch.Tensor, x: torch.Tensor, x_coarse: torch.Tensor) -> torch.Tensor:
+        """f8 features (B, C8, 2h, 2w), picture (B, 3, 16h, 16w) and the f16 picture of the coarse codes
+        -> fine latent (B, dim, 2h, 2w)."""
+        seen = [F.pixel_unshuffle(x - x_coarse, self.f), F.pixel_unshuffle(x_coarse, self.f)]
+        return self.out(self.block(self.read(torch.cat([features, *seen], 1))))
+
+    def add_detail(self, z_fine: torch.Tensor, x_coarse: torch.Tensor) -> torch.Tensor:
+        """The f16 picture (B, 3, 16h, 16w) plus the detail the fine latent (B, dim, 2h, 2w) says it misses."""
+        detail = self.synthesis(torch.cat([z_fine, F.pixel_unshuffle(x_coarse, self.f)], 1))
+        return x_coarse + F.pixel_shuffle(detail, self.f)
+
+
+class Hierarchy(nn.Module):
+    """The frozen f16 tokenizer and the fine side over it."""
+
+    def __init__(self, tok: Tokenizer, cfg: FineConfig):
+        super().__init__()
+        self.tok = tok
+        self.fine = FineCoder(tok, cfg)
+        self.enc_split = encoder_f8_stage(tok.encoder)
+
+    @torch.no_grad()
+    def coarse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the f16 encoder's f8 features (B, C8, 2h, 2w), its latent (B, D, h, w))."""
+        enc = self.tok.encoder
+        h = enc.body[:self.enc_split](enc.stem(x))
+        return h, enc.out(enc.body[self.enc_split:](h))
+
+    def fine_latent(self, features: torch.Tensor, x: torch.Tensor,
+                    z_coarse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the fine latent, the f16 decoder's picture of z_coarse it was read against)."""
+        with torch.no_grad():
+            x_coarse = self.tok.decoder(z_coarse)
+        return self.fine.latent(features, x, x_coarse), x_coarse
+
+    def decode(self, z_coarse: torch.Tensor, z_fine: torch.Tensor | None,
+               x_coarse: torch.Tensor | None = None) -> torch.Tensor:
+        """The picture of f16 codes (B, D, h, w) and, if given, a fine latent (x_coarse: the f16
+        decoder's picture of z_coarse where the caller has it already)."""
+        x_coarse = self.tok.decoder(z_coarse) if x_coarse is None else x_coarse
+        return x_coarse if z_fine is None else self.fine.add_detail(z_fine, x_coarse.detach())
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Picture (B, 3, 16h, 16w) -> (coarse indices (B, coarse_levels, h, w), fine indices
+        (B, fine depth, 2h, 2w)): the nearest codes, depth by depth."""
+        features, z = self.coarse(x)
+        q = self.tok.quantizer
+        coarse = q.quantize(z)[0][:, :self.fine.cfg.coarse_levels]
+        z_fine, _ = self.fine_latent(features, x, q.lookup(coarse))
+        return coarse, self.fine.quantizer.quantize(z_fine)[0]
+
+    @torch.no_grad()
+    def decode_indices(self, coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
+        """(coarse (B, coarse_levels, h, w), fine indices of the first depths (B, q, 2h, 2w)) -> picture."""
+        z_fine = self.fine.quantizer.lookup(fine) if fine.shape[1] else None
+        return self.decode(self.tok.quantizer.lookup(coarse), z_fine)
+
+
+def read_hierarchy(folder: str | Path) -> tuple[Hierarchy, dict]:
+    """The hierarchy in a lasting state (state.json naming the modules "model", the f16 tokenizer, and
+    "fine", with the fine side's config under "fine"), in float32 and eval mode, and the state's record."""
+    tok, record = read_tokenizer(folder)
+    model = Hierarchy(tok, FineConfig.from_dict(record["fine"]))
+    model.fine.load_state_dict({k: v.float() for k, v in state_tensors(Path(folder), record, "fine").items()})
+    return model.eval(), record
