@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from vqcodec.exact import div_round, exact_matmul, isqrt
+from vqcodec.exact import div_round, exact_matmul, isqrt, requantize
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -29,3 +29,12 @@ def test_div_round_rounds_halves_up():
     b = torch.tensor([2, 2, 2, 2, 3, 6, 6, 3])
     expected = [math.floor(x / y + 0.5) for x, y in zip(a.tolist(), b.tolist())]
     assert div_round(a, b).tolist() == expected
+
+
+def test_requantize_rounds_the_rescaled_value_halves_up_per_channel():
+    torch.manual_seed(0)
+    x = torch.randint(-10 ** 6, 10 ** 6, (50, 3))
+    mult, shift = torch.tensor([3 << 20, 5 << 21, (1 << 23) + 1]), 24
+    expected = [[math.floor(v * m / 2 ** shift + 0.5) for v, m in zip(row, mult.tolist())] for row in x.tolist()]
+    assert requantize(x, mult, shift).tolist() == expected
+    assert requantize(torch.tensor([-3, -1, 1, 3]), torch.tensor(1), 1).tolist() == [-1, 0, 1, 2]

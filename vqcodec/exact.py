@@ -40,6 +40,12 @@ def div_round(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.div(2 * a + b, 2 * b, rounding_mode="floor")
 
 
+def requantize(x: torch.Tensor, mult: torch.Tensor, shift: int) -> torch.Tensor:
+    """round(x * mult / 2^shift) for int64 tensors, halves rounded up: a rescaling by a fixed-point
+    multiplier (per channel where mult is a vector)."""
+    return (x * mult + (1 << (shift - 1))) >> shift
+
+
 def isqrt(v: torch.Tensor) -> torch.Tensor:
     """floor(sqrt(v)) for int64 v in [0, 2^52): a float estimate, then made exact."""
     r = torch.sqrt(v.double()).long()

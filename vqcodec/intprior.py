@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from .exact import div_round, exact_matmul, int8_gemm_available, isqrt
+from .exact import div_round, exact_matmul, int8_gemm_available, isqrt, requantize
 from .prior import PriorConfig
 
 ACT_MAX = 127          # GEMM operands are int8-range
@@ -32,6 +32,12 @@ FREQ_ONE = 1 << 20     # exp(0) in the logit table: the most likely symbol's fre
 GELU_HALF = 2048       # the GELU table covers input indices -2048 .. 2047
 LN_SHIFT = 12          # fractional bits of the LayerNorm gamma and beta multipliers
 MASKED = -(1 << 40)    # attention score of a future position in the parallel pass
+
+def logit_frequencies(logits: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Integer logits (..., K) in 1/LOGIT_UNIT nats -> symbol frequencies (..., K), integers >= 1: exp of
+    each logit less the largest, through the exp table stored with the weights."""
+    return table[(logits.amax(-1, keepdim=True) - logits).clamp(max=len(table) - 1)]
+
 
 class IntPrior:
     """The integer twin of a PriorModel, built from the tensors quantize.py writes (prior_int8.safetensors).
@@ -71,8 +77,7 @@ class IntPrior:
     # --- integer building blocks -------------------------------------------------------------------
     def requant(self, x: torch.Tensor, name: str) -> torch.Tensor:
         """round(x * mult / 2^shift) with the site's (per-channel) multiplier."""
-        shift = self.shift[name]
-        return (x * self.t[name + ".mult"] + (1 << (shift - 1))) >> shift
+        return requantize(x, self.t[name + ".mult"], self.shift[name])
 
     def gemm(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """int8-range x (..., K) times a weight matrix (K, N) of self.w -> exact int64 (..., N)."""
@@ -161,14 +166,11 @@ class IntPrior:
         K = self.cfg.codebook_size
         rows = slice(d * K, (d + 1) * K)
         acc = self.gemm(self.layer_norm(u, "head.ln"), self.w["head.out"][d])
-        shift = self.shift["head.out"]
-        return ((acc + self.t["head.out.bias"][rows]) * self.t["head.out.mult"][rows] + (1 << (shift - 1))) >> shift
+        return requantize(acc + self.t["head.out.bias"][rows], self.t["head.out.mult"][rows], self.shift["head.out"])
 
     def frequencies(self, h: torch.Tensor, known: torch.Tensor, d: int) -> torch.Tensor:
         """Symbol frequencies (..., K), integers >= 1: exp of the logits through the stored table."""
-        logits = self.logits(h, known, d)
-        table = self.t["exp_logit"]
-        return table[(logits.amax(-1, keepdim=True) - logits).clamp(max=len(table) - 1)]
+        return logit_frequencies(self.logits(h, known, d), self.t["exp_logit"])
 
     def new_caches(self) -> list:
         return [[] for _ in range(self.cfg.n_layer)]

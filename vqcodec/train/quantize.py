@@ -62,7 +62,7 @@ def activation_ranges(prior: PriorModel, tiles: torch.Tensor, batch: int = 32) -
     return dict(ranges)
 
 
-def _multiplier(out: dict, name: str, ratio: torch.Tensor) -> None:
+def multiplier(out: dict, name: str, ratio: torch.Tensor) -> None:
     """ratio (float64, per channel or one) -> integer mult and a shared shift, ratio ~ mult / 2^shift."""
     shift = MULT_BITS - 1 - math.floor(math.log2(ratio.max().item()))
     if shift < 1:
@@ -71,12 +71,19 @@ def _multiplier(out: dict, name: str, ratio: torch.Tensor) -> None:
     out[f"{name}.shift"] = torch.tensor(shift)
 
 
-def _linear(out: dict, name: str, layer: nn.Linear, s_in: float, s_out: float | torch.Tensor) -> None:
-    w = layer.weight.double()
+def linear_weights(out: dict, name: str, weight: torch.Tensor, bias: torch.Tensor, s_in: float,
+                   s_out: float | torch.Tensor) -> None:
+    """A linear map (N, K) + (N,) from int8 inputs at scale s_in to outputs at scale s_out: int8 weights
+    with one scale per output channel, the bias in accumulator units, and the requantization multiplier."""
+    w = weight.double()
     s_w = w.abs().amax(1).clamp(min=1e-12) / ACT_MAX
     out[f"{name}.weight"] = torch.round(w / s_w[:, None]).to(torch.int8)
-    out[f"{name}.bias"] = torch.round(layer.bias.double() / (s_in * s_w)).long()
-    _multiplier(out, name, s_in * s_w / s_out)
+    out[f"{name}.bias"] = torch.round(bias.double() / (s_in * s_w)).long()
+    multiplier(out, name, s_in * s_w / s_out)
+
+
+def _linear(out: dict, name: str, layer: nn.Linear, s_in: float, s_out: float | torch.Tensor) -> None:
+    linear_weights(out, name, layer.weight, layer.bias, s_in, s_out)
 
 
 def _layer_norm(out: dict, name: str, layer: nn.LayerNorm, s_out: float) -> None:
@@ -89,7 +96,7 @@ def _gelu_table(s_in: float, s_out: float) -> torch.Tensor:
     return torch.round(0.5 * x * (1 + torch.erf(x / math.sqrt(2))) / s_out).clamp(-ACT_MAX, ACT_MAX).long()
 
 
-def _exp_table(one: int, unit: int, floor: int) -> torch.Tensor:
+def exp_table(one: int, unit: int, floor: int) -> torch.Tensor:
     """round(one * exp(-i / unit)) for i = 0, 1, ... while it stays >= floor, then floor itself."""
     values = []
     while (v := round(one * math.exp(-len(values) / unit))) > floor:
@@ -120,8 +127,8 @@ def quantize_prior(prior: PriorModel, tiles: torch.Tensor) -> dict[str, torch.Te
         per_channel = torch.cat([torch.full((cfg.n_embd,), s, dtype=torch.float64) for s in (s_q, s_k, s_v)])
         _linear(out, p + "attn.qkv", modules[p + "attn.qkv"], scale[p + "ln1"], per_channel)
         hd = cfg.n_embd // cfg.n_head
-        _multiplier(out, p + "attn.score", torch.tensor([s_q * s_k / math.sqrt(hd) * ATTN_UNIT], dtype=torch.float64))
-        _multiplier(out, p + "attn.out", torch.tensor([s_v / s_o], dtype=torch.float64))
+        multiplier(out, p + "attn.score", torch.tensor([s_q * s_k / math.sqrt(hd) * ATTN_UNIT], dtype=torch.float64))
+        multiplier(out, p + "attn.out", torch.tensor([s_v / s_o], dtype=torch.float64))
         _linear(out, p + "attn.proj", modules[p + "attn.proj"], s_o, resid)
         _layer_norm(out, p + "ln2", modules[p + "ln2"], scale[p + "ln2"])
         _mlp(out, modules, r, scale[p + "ln2"], p + "mlp.0", p + "mlp.1", p + "mlp.2", resid)
@@ -130,8 +137,8 @@ def quantize_prior(prior: PriorModel, tiles: torch.Tensor) -> dict[str, torch.Te
     _mlp(out, modules, r, scale["head.block.0"], "head.block.1", "head.block.2", "head.block.3", resid)
     _layer_norm(out, "head.ln", prior.head.ln, scale["head.ln"])
     _linear(out, "head.out", prior.head.out, scale["head.ln"], 1.0 / LOGIT_UNIT)
-    out["exp_attn"] = _exp_table(EXP_ONE, ATTN_UNIT, 0)
-    out["exp_logit"] = _exp_table(FREQ_ONE, LOGIT_UNIT, 1)
+    out["exp_attn"] = exp_table(EXP_ONE, ATTN_UNIT, 0)
+    out["exp_logit"] = exp_table(FREQ_ONE, LOGIT_UNIT, 1)
     return {k: v.contiguous() for k, v in out.items()}
 
 
