@@ -581,3 +581,34 @@ def test_the_prior_and_tokenizer_train_on_the_device_they_are_given(image_folder
     finally:
         prior_training._train_step = step
     assert seen == ["cuda", "cuda"]
+
+
+def test_a_fine_prior_trains_on_a_hierarchys_grids_and_lives_on_in_its_lasting_state(tmp_path):
+    from vqcodec.families import config_dict
+    from vqcodec.hierarchy import FineConfig, Hierarchy
+    from vqcodec.tokenizer import Tokenizer
+    from vqcodec.train.fineprior import main as train_fine_prior
+    from vqcodec.train.state import read_record, save_state
+
+    torch.manual_seed(0)
+    fine = FineConfig(dim=4, depth=2, codebook_size=8, width=8, coarse_levels=2)
+    model = Hierarchy(Tokenizer(TINY), fine)
+    save_state(tmp_path / "hierarchy", {"model": model.tok, "fine": model.fine},
+               {"step": 3, "model": config_dict(TINY), "fine": fine.to_dict()})
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    for name in ("astronaut", "coffee", "chelsea"):  # the first is held out (and scored: >= 256 px)
+        Image.fromarray(getattr(skdata, name)()).resize((288, 256)).save(pictures / f"{name}.png")
+    args = [str(tmp_path / "hierarchy"), str(pictures), "--state", str(tmp_path / "prior"), "--cache",
+            str(tmp_path / "cache"), "--cpu-minutes", "0.03", "--width", "8", "--layers", "1", "--batch", "2",
+            "--crop", "4", "--quiet"]
+    train_fine_prior(args)
+    first = read_record(tmp_path / "prior")
+    assert first["step"] > 0 and first["prior"]["codebook_size"] == 8 and first["prior"]["coarse_levels"] == 2
+    assert len(first["log"][-1]["heldout_bits"]["pictures"]) == 2  # bits per index of each fine depth
+    assert first["hierarchies"] == [{"state": str(tmp_path / "hierarchy"), "step": 3}]
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    train_fine_prior(args)
+    again = read_record(tmp_path / "prior")
+    assert again["step"] > first["step"] and again["hierarchies"] == first["hierarchies"]
+    assert len(again["log"]) == len(first["log"]) + 1

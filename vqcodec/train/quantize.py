@@ -1,4 +1,5 @@
-"""Post-training quantization: a float PriorModel -> the integer tensors of vqcodec/intprior.py.
+"""Post-training quantization: a float prior (the transformer, or the fine grid's CNN) -> the integer tensors of
+vqcodec/intprior.py (intfineprior.py).
 
 Weights become int8 with one scale per output channel; activations that feed a matrix product become
 int8 with one scale per site, taken from the largest magnitude seen on calibration tiles of training
@@ -15,8 +16,10 @@ from collections import defaultdict
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..fineprior import FinePrior
 from ..intprior import ACT_MAX, ATTN_UNIT, EXP_ONE, FREQ_ONE, GELU_HALF, LN_SHIFT, LOGIT_UNIT
 from ..prior import PriorModel
 
@@ -160,3 +163,43 @@ def calibration_tiles(grids: list[np.ndarray], window: int, n: int, seed: int = 
         y, x = rng.integers(g.shape[1] - window + 1), rng.integers(g.shape[2] - window + 1)
         tiles.append(g[:, y:y + window, x:x + window].transpose(1, 2, 0))
     return torch.from_numpy(np.stack(tiles).astype(np.int64))
+
+
+FINE_TABLES = ("coarse_emb", "phase_emb", "below_emb", "anchor_emb", "pass_emb")
+
+
+@torch.no_grad()
+def fine_activation_ranges(prior: FinePrior, coarse: torch.Tensor, fine: torch.Tensor) -> dict[str, float]:
+    """Largest magnitude of the context and of each layer's ReLU output, over calibration grids
+    (coarse (N, L, h, w), fine (N, depth, 2h, 2w)) in every depth's two passes."""
+    ranges: dict[str, float] = defaultdict(float)
+    for d in range(prior.cfg.depth):
+        for second in (False, True):
+            x = prior.context(coarse, fine, d, second)
+            ranges["context"] = max(ranges["context"], x.abs().max().item())
+            ranges["ctx"] = max(ranges["ctx"], x.clamp(min=0).max().item())
+            for i, conv in enumerate(prior.convs):
+                x = conv(F.relu(x))
+                ranges[f"convs.{i}"] = max(ranges[f"convs.{i}"], x.clamp(min=0).max().item())
+    return dict(ranges)
+
+
+def quantize_fine_prior(prior: FinePrior, coarse: torch.Tensor, fine: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The integer fine prior's tensors (intfineprior.IntFinePrior) for a float one, calibrated on grids
+    of training pictures (coarse (N, L, h, w), fine (N, depth, 2h, 2w)), never the benchmark's."""
+    r = fine_activation_ranges(prior, coarse, fine)
+    out: dict[str, torch.Tensor] = {}
+    s_ctx = r["context"] / RESID_LIMIT
+    for name in FINE_TABLES:
+        out[name] = torch.round(getattr(prior, name).weight.double() / s_ctx).long()
+    scale = {k: max(v, 1e-12) / ACT_MAX for k, v in r.items()}
+    multiplier(out, "ctx", torch.tensor([s_ctx / scale["ctx"]], dtype=torch.float64))
+    s_in = scale["ctx"]
+    for i, conv in enumerate(prior.convs):
+        linear_weights(out, f"convs.{i}", conv.weight.reshape(conv.out_channels, -1), conv.bias, s_in,
+                       scale[f"convs.{i}"])
+        s_in = scale[f"convs.{i}"]
+    linear_weights(out, "out", prior.out.weight.reshape(prior.out.out_channels, -1), prior.out.bias, s_in,
+                   1.0 / LOGIT_UNIT)
+    out["exp_logit"] = exp_table(FREQ_ONE, LOGIT_UNIT, 1)
+    return {k: v.contiguous() for k, v in out.items()}
