@@ -10,7 +10,9 @@ import torch
 from PIL import Image
 
 import vqcodec
-from vqcodec.codec import decode_tokens, encode_tokens
+from vqcodec.codec import (compress, decode_tokens, decompress, describe, detokenize, encode_tokens, reconstruct,
+                           tokenize)
+from vqcodec.defaults import DEFAULT_RD_LAMBDA
 from vqcodec.metrics import psnr
 from vqcodec.walk import TILE_GROUP, TokenGrid, tile_groups, walk_prior
 
@@ -242,3 +244,59 @@ def test_a_grey_picture_decodes_grey_and_a_colour_one_in_colour(model, small_pho
     # the grey file holds the same grid as the same picture given as RGB: only the flag differs
     assert vqcodec.codec.decode_grid(data, model)[1].indices.tolist() == \
         vqcodec.codec.tokenize(np.repeat(grey[..., None], 3, axis=2), 1, model).indices.tolist()
+
+
+@pytest.fixture(scope="module")
+def hierarchy_model(tmp_path_factory):
+    from vqcodec.fuzz import fuzz_model
+    return fuzz_model(tmp_path_factory.mktemp("hierarchy"), hierarchy=True)
+
+
+def picture(seed: int = 0, height: int = 20, width: int = 28) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("coder", ["prior", "uniform"])
+def test_a_hierarchys_files_decode_to_what_reconstruct_gives_at_every_level(hierarchy_model, coder):
+    m = hierarchy_model
+    assert (m.coarse_levels, m.levels) == (2, 4)
+    for quality in range(1, m.levels + 1):
+        data = compress(picture(), quality, m, coder=coder)
+        assert data[3] == (3 if quality > m.coarse_levels else 2)  # version 3: the payload adds a fine grid
+        expected = reconstruct(picture(), quality, m, rd_lambda=0.0 if coder == "uniform" else DEFAULT_RD_LAMBDA)
+        assert np.array_equal(np.asarray(decompress(data, m)), np.asarray(expected))
+
+
+def test_a_hierarchys_fine_levels_store_a_fine_grid_of_twice_the_resolution(hierarchy_model):
+    m = hierarchy_model
+    grids = [tokenize(picture(), q, m) for q in range(1, m.levels + 1)]
+    assert [g.quality for g in grids] == [1, 2, 3, 4]
+    assert grids[1].fine is None and grids[2].fine.shape == (1, 2 * 5, 2 * 7) and grids[3].fine.shape == (2, 10, 14)
+    assert np.array_equal(grids[2].indices, grids[1].indices)  # the fine levels keep the top coarse level's codes
+    pictures = [np.asarray(detokenize(g, 28, 20, m)) for g in grids[1:]]
+    assert all(not np.array_equal(a, b) for a, b in zip(pictures, pictures[1:]))
+    info = describe(compress(picture(), 4, m))
+    assert info["version"] == 3 and info["tokens"] is None  # a folder model: describe does not know its grids
+
+
+def test_a_file_whose_version_contradicts_its_level_is_refused(hierarchy_model):
+    import zlib
+
+    m = hierarchy_model
+    for quality, version in ((2, 3), (3, 2)):
+        data = bytearray(compress(picture(), quality, m))
+        data[3] = version
+        body = bytes(data[:-4])
+        with pytest.raises(vqcodec.FormatError, match="does not match model"):
+            decompress(body + zlib.crc32(body).to_bytes(4, "big"), m)
+
+
+def test_a_hierarchys_file_within_a_byte_budget_may_reach_its_fine_levels(hierarchy_model):
+    m = hierarchy_model
+    top = compress(picture(), m.levels, m)
+    sized = vqcodec.compress_to_size(picture(), max_bytes=len(top) + 40, model=m)
+    assert sized.quality == m.levels and len(sized.data) <= len(top) + 40
+    assert np.array_equal(np.asarray(decompress(sized.data, m)),
+                          np.asarray(reconstruct(picture(), m.levels, m, rd_lambda=sized.rd_lambda)))
+    small = vqcodec.compress_to_size(picture(), max_bytes=len(compress(picture(), 2, m)), model=m)
+    assert small.quality <= 2

@@ -27,6 +27,21 @@ def test_mutated_files_of_a_small_model_end_in_documented_outcomes(small_model, 
     assert outcome.documented, (outcome.kind, data.hex())
 
 
+@pytest.fixture(scope="module")
+def small_hierarchy(tmp_path_factory):
+    model = fuzz_model(tmp_path_factory.mktemp("fuzz-hierarchy"), hierarchy=True)
+    return model, seed_files(model)
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(seed=st.integers(0, 2 ** 63 - 1), pick=st.integers(0, 10 ** 6))
+def test_mutated_files_of_a_small_hierarchy_end_in_documented_outcomes(small_hierarchy, seed, pick):
+    model, seeds = small_hierarchy
+    data = mutate(seeds[pick % len(seeds)], np.random.default_rng(seed), model.downsample)
+    outcome = decode_once(data, model)
+    assert outcome.documented, (outcome.kind, data.hex())
+
+
 @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(seed=st.integers(0, 2 ** 63 - 1), vector=st.sampled_from(sorted(VECTORS.glob("*.vqc"))))
 def test_mutated_reference_files_end_in_documented_outcomes(model, seed, vector):

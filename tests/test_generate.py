@@ -94,3 +94,18 @@ def test_a_mask_of_another_size_and_a_picture_over_the_limit_are_refused(model, 
         vqcodec.complete(photo, keep=np.zeros((32, 32, 3), np.uint8), model=model)
     with pytest.raises(ValueError, match="over the limit"):
         vqcodec.complete(photo, keep="top:0.5", model=model, max_pixels=96 * 95)
+
+
+def test_a_hierarchys_samples_draw_a_fine_grid_over_the_coarse_one_and_completion_refuses_it(tmp_path):
+    from vqcodec.fuzz import fuzz_model
+    from vqcodec.generate import complete, sample
+
+    m = fuzz_model(tmp_path, hierarchy=True)
+    coarse = sample(2, (24, 16), quality=m.coarse_levels, seed=3, model=m)
+    fine = sample(2, (24, 16), quality=m.levels, seed=3, model=m)
+    assert [im.size for im in fine] == [(24, 16)] * 2
+    again = sample(2, (24, 16), quality=m.levels, seed=3, model=m)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(fine, again))
+    assert not np.array_equal(np.asarray(coarse[0]), np.asarray(fine[0]))
+    with pytest.raises(ValueError, match="coarse grids only"):
+        complete(np.zeros((16, 24, 3), np.uint8), "top:0.5", model=m, quality=m.levels)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import BinaryIO, Union
 
 import numpy as np
@@ -17,6 +17,7 @@ from .bitstream import DEFAULT_MAX_PIXELS, Coder, FormatError, Header, check_pix
 from .coding import RangeDecoder, RangeEncoder, payload_too_short
 from .defaults import DEFAULT_RD_LAMBDA
 from .images import ImageLike, to_rgb
+from .intfineprior import decode_fine, encode_fine, fine_bits
 from .intprior import IntPrior
 from .ratecontrol import LADDER, admitted, budget, fit
 from .search import Choice, choose_codes, choose_codes_for
@@ -47,25 +48,60 @@ def read_source(source: VqcSource) -> bytes:
     raise TypeError(f"expected .vqc bytes, a path or a binary file object, got {type(source).__name__}")
 
 
+def _code_tokens(encoder: RangeEncoder, grid: TokenGrid, prior: IntPrior | None) -> None:
+    if prior is None:
+        encoder.uniform(grid.indices.ravel(), grid.codebook_size)
+        return
+    for group in tile_groups(*grid.shape, prior.cfg.window):
+        encoder.categorical(*group_frequencies(prior, grid, group))
+
+
 def encode_tokens(grid: TokenGrid, prior: IntPrior | None) -> bytes:
     """Range-code a token grid under the prior's integer frequencies; prior=None codes uniformly."""
     encoder = RangeEncoder()
-    if prior is None:
-        encoder.uniform(grid.indices.ravel(), grid.codebook_size)
-        return encoder.payload()
-    for group in tile_groups(*grid.shape, prior.cfg.window):
-        encoder.categorical(*group_frequencies(prior, grid, group))
+    _code_tokens(encoder, grid, prior)
     return encoder.payload()
+
+
+def _decode_coarse(decoder: RangeDecoder, quality: int, shape: tuple[int, int], codebook_size: int,
+                   prior: IntPrior | None) -> TokenGrid:
+    h, w = shape
+    if prior is None:
+        return TokenGrid(decoder.uniform(quality * h * w, codebook_size).reshape(quality, h, w), codebook_size)
+    return TokenGrid(walk_prior(prior, quality, h, w, decoder.categorical), codebook_size)
 
 
 def decode_tokens(payload: bytes, quality: int, shape: tuple[int, int], codebook_size: int,
                   prior: IntPrior | None) -> TokenGrid:
     """Inverse of encode_tokens; FormatError as soon as the payload proves too short or invalid."""
-    decoder = RangeDecoder(payload)
-    h, w = shape
-    if prior is None:
-        return TokenGrid(decoder.uniform(quality * h * w, codebook_size).reshape(quality, h, w), codebook_size)
-    return TokenGrid(walk_prior(prior, quality, h, w, decoder.categorical), codebook_size)
+    return _decode_coarse(RangeDecoder(payload), quality, shape, codebook_size, prior)
+
+
+def _payload(grid: TokenGrid, m: Model, use_prior: bool) -> bytes:
+    """The coarse grid under the transformer prior, then a fine grid under the fine grid's prior (or both
+    uniformly), in one range-coded payload."""
+    encoder = RangeEncoder()
+    _code_tokens(encoder, TokenGrid(grid.indices, grid.codebook_size), m.prior if use_prior else None)
+    if grid.fine is not None and use_prior:
+        encode_fine(m.fine_prior, grid.indices, grid.fine, encoder)
+    elif grid.fine is not None:
+        encoder.uniform(grid.fine.ravel(), grid.fine_codebook_size)
+    return encoder.payload()
+
+
+def _decode_payload(payload: bytes, header: Header, m: Model) -> TokenGrid:
+    """Inverse of _payload for the grid the header describes."""
+    decoder, use_prior = RangeDecoder(payload), header.coder == Coder.PRIOR
+    shape, coarse_quality = (header.grid_height, header.grid_width), min(header.quality, m.coarse_levels)
+    grid = _decode_coarse(decoder, coarse_quality, shape, m.codebook_size, m.prior if use_prior else None)
+    if not header.fine:
+        return grid
+    fine_quality, (h, w) = header.quality - m.coarse_levels, shape
+    if use_prior:
+        fine = decode_fine(m.fine_prior, grid.indices, fine_quality, decoder.categorical)
+    else:
+        fine = decoder.uniform(fine_quality * 4 * h * w, m.fine_codebook_size).reshape(fine_quality, 2 * h, 2 * w)
+    return TokenGrid(grid.indices, grid.codebook_size, fine, m.fine_codebook_size)
 
 
 def _to_tensor(rgb: np.ndarray, f: int, device: torch.device) -> torch.Tensor:
@@ -110,13 +146,21 @@ def _greedy(z: torch.Tensor, quality: int, m: Model) -> np.ndarray:
 def tokenize(image: ImageLike, quality: int | None = None, model: Model | str | None = None,
              device: str | None = None, rd_lambda: float = DEFAULT_RD_LAMBDA) -> TokenGrid:
     """The token grid the codec stores for an image at a quality level (search.py): codes chosen for
-    closeness to the encoder's latent plus rd_lambda times their bits under the prior (0: closeness only)."""
+    closeness to the encoder's latent plus rd_lambda times their bits under the prior (0: closeness only).
+    Above a hierarchy's coarse levels the grid adds the nearest fine codes for what the coarse codes miss."""
     m = resolve_model(model, device)
     quality = m.check_quality(quality)
     rd_lambda = _check_rd_lambda(rd_lambda)
-    z = _latent(to_rgb(image), m)
-    codes = choose_codes(z[0], _greedy(z, quality, m), m.tokenizer.quantizer.codebooks.detach(), m.prior, rd_lambda)
-    return TokenGrid(codes, m.codebook_size)
+    if quality <= m.coarse_levels:
+        z = _latent(to_rgb(image), m)
+        codes = choose_codes(z[0], _greedy(z, quality, m), m.tokenizer.quantizer.codebooks.detach(), m.prior, rd_lambda)
+        return TokenGrid(codes, m.codebook_size)
+    x = _to_tensor(to_rgb(image), m.downsample, m.device)
+    features, z = m.hierarchy.coarse(x)
+    codes = choose_codes(z[0], _greedy(z, m.coarse_levels, m), m.tokenizer.quantizer.codebooks.detach(), m.prior,
+                         rd_lambda)
+    fine = m.hierarchy.fine_indices(features, x, torch.from_numpy(codes)[None].to(m.device))
+    return TokenGrid(codes, m.codebook_size, fine[0, :quality - m.coarse_levels].cpu().numpy(), m.fine_codebook_size)
 
 
 def detokenize(grid: TokenGrid, width: int, height: int, model: Model | str | None = None,
@@ -124,7 +168,11 @@ def detokenize(grid: TokenGrid, width: int, height: int, model: Model | str | No
     """The picture a token grid stands for, cropped to width x height."""
     m = resolve_model(model, device)
     indices = torch.from_numpy(grid.indices)[None].to(m.device)
-    return _to_image(m.tokenizer.decode(indices), width, height)
+    if grid.fine is None:
+        return _to_image(m.tokenizer.decode(indices), width, height)
+    if m.hierarchy is None:
+        raise ValueError(f"the grid has a fine grid, which model {m.name} does not have")
+    return _to_image(m.hierarchy.decode_indices(indices, torch.from_numpy(grid.fine)[None].to(m.device)), width, height)
 
 
 def reconstruct(image: ImageLike, quality: int | None = None, model: Model | str | None = None,
@@ -136,10 +184,9 @@ def reconstruct(image: ImageLike, quality: int | None = None, model: Model | str
 
 
 def _file(grid: TokenGrid, rgb: np.ndarray, m: Model, use_prior: bool) -> bytes:
-    payload = encode_tokens(grid, m.prior if use_prior else None)
     header = Header(rgb.shape[1], rgb.shape[0], m.model_id, grid.quality, Coder.PRIOR if use_prior else Coder.UNIFORM,
-                    *grid.shape, bitstream.grid_checksum(grid.indices), is_grey(rgb))
-    return bitstream.pack(header, payload)
+                    *grid.shape, bitstream.grid_checksum(grid.indices, grid.fine), is_grey(rgb), grid.fine is not None)
+    return bitstream.pack(header, _payload(grid, m, use_prior))
 
 
 def compress(image: ImageLike, quality: int | None = None, model: Model | str | None = None,
@@ -186,20 +233,33 @@ def compress_to_size(image: ImageLike, max_bytes: int | None = None, target_bpp:
     limit = budget(width, height, max_bytes, target_bpp)
     if limit is None:
         raise ValueError("give max_bytes or target_bpp")
-    z = _latent(rgb, m)
+    x = _to_tensor(rgb, m.downsample, m.device)
+    features, z = m.hierarchy.coarse(x) if m.hierarchy else (None, m.tokenizer.latent(x))
     books = m.tokenizer.quantizer.codebooks.detach()
 
     @functools.cache
     def candidates(q: int) -> list[Choice]:
+        if q > m.coarse_levels:  # a hierarchy's coarse candidates, each with its fine grid
+            return [replace(c, fine=fine[:q - m.coarse_levels], depth_bits=c.depth_bits + bits[:q - m.coarse_levels])
+                    for c, (fine, bits) in zip(candidates(m.coarse_levels), fine_grids())]
         below = choose_codes_for(z[0], _greedy(z, q - 1, m), books, m.prior, (0.0,))[0].sq_error if q > 1 \
             else float((z.double() ** 2).sum())
         return admitted(choose_codes_for(z[0], _greedy(z, q, m), books, m.prior, LADDER), below)
 
-    def encode(choice: Choice) -> bytes:
-        return _file(TokenGrid(choice.grid, m.codebook_size), rgb, m, True)
+    @functools.cache
+    def fine_grids() -> list[tuple[np.ndarray, tuple]]:
+        """(full-depth fine grid, its bits per depth) over each coarse candidate of the top coarse level."""
+        out = []
+        for c in candidates(m.coarse_levels):
+            fine = m.hierarchy.fine_indices(features, x, torch.from_numpy(c.grid)[None].to(m.device))[0].cpu().numpy()
+            out.append((fine, tuple(fine_bits(m.fine_prior, c.grid, fine))))
+        return out
 
-    choice, data = fit(limit, m.levels, candidates, encode, first=m.default_quality)
-    return SizedFile(data, choice.grid.shape[0], choice.rd_lambda)
+    def grid_of(choice: Choice) -> TokenGrid:
+        return TokenGrid(choice.grid, m.codebook_size, choice.fine, m.fine_codebook_size)
+
+    choice, data = fit(limit, m.levels, candidates, lambda c: _file(grid_of(c), rgb, m, True), first=m.default_quality)
+    return SizedFile(data, grid_of(choice).quality, choice.rd_lambda)
 
 
 def _decoding_model(header: Header, model: Model | str | None, device: str | None) -> Model:
@@ -224,12 +284,17 @@ def _check_grid(header: Header, payload: bytes, m: Model) -> tuple[int, int]:
     """The grid the header's picture needs under model m; refuses a header that contradicts it."""
     if header.quality > m.levels:
         raise FormatError(f"quality {header.quality} exceeds model {m.name}'s {m.levels} levels")
+    if header.fine != (header.quality > m.coarse_levels):
+        raise FormatError(f"a version {header.version} file of quality {header.quality} does not match model "
+                          f"{m.name}, whose levels above {m.coarse_levels} store a fine grid")
     expected_grid = m.grid_shape(header.width, header.height)
     if (header.grid_height, header.grid_width) != expected_grid:
         raise FormatError(f"grid {header.grid_height}x{header.grid_width} does not match a "
                           f"{header.width}x{header.height} image")
+    coarse_tokens = min(header.quality, m.coarse_levels) * expected_grid[0] * expected_grid[1]
+    fine_tokens = max(0, header.quality - m.coarse_levels) * 4 * expected_grid[0] * expected_grid[1]
     if header.coder == Coder.UNIFORM and payload_too_short(
-            payload, header.quality * expected_grid[0] * expected_grid[1] * math.log2(m.codebook_size)):
+            payload, coarse_tokens * math.log2(m.codebook_size) + fine_tokens * math.log2(max(m.fine_codebook_size, 1))):
         raise FormatError(f"payload of {len(payload)} bytes is too short for its "
                           f"{header.quality}x{expected_grid[0]}x{expected_grid[1]} grid")
     return expected_grid
@@ -241,10 +306,9 @@ def decode_grid(source: VqcSource, model: Model | str | None = None, device: str
     header, payload = bitstream.unpack(read_source(source))
     check_pixels(header, max_pixels)
     m = _decoding_model(header, model, device)
-    expected_grid = _check_grid(header, payload, m)
-    prior = m.prior if header.coder == Coder.PRIOR else None
-    grid = decode_tokens(payload, header.quality, expected_grid, m.codebook_size, prior)
-    if bitstream.grid_checksum(grid.indices) != header.grid_crc:
+    _check_grid(header, payload, m)
+    grid = _decode_payload(payload, header, m)
+    if bitstream.grid_checksum(grid.indices, grid.fine) != header.grid_crc:
         raise FormatError("decoded indices fail their checksum: the payload does not match this model's prior")
     return header, grid, m
 
@@ -267,18 +331,21 @@ def describe(source: VqcSource, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> 
     check_pixels(header, max_pixels)
     name = find_model_by_id(header.model_id)  # the shipped model that decodes it
     codebook_size = made_by = None
+    tokens = None if header.fine else header.quality * header.grid_height * header.grid_width
     if name is not None:
         m = load_model(name)
         _check_grid(header, payload, m)
         codebook_size = m.codebook_size
         made_by = name if m.model_id == header.model_id else m.reads_files_of[header.model_id]
+        tokens = (min(header.quality, m.coarse_levels)
+                  + 4 * max(0, header.quality - m.coarse_levels)) * header.grid_height * header.grid_width
     return {
-        "version": bitstream.VERSION, "width": header.width, "height": header.height,
+        "version": header.version, "width": header.width, "height": header.height,
         "model_id": header.model_id.hex(), "made_by": made_by, "model": name,
         "retired": RETIRED_MODELS.get(header.model_id),  # where a model no longer shipped can be found
         "quality": header.quality, "grey": header.grey,
         "coder": header.coder.name.lower(), "grid": [header.grid_height, header.grid_width],
-        "tokens": header.quality * header.grid_height * header.grid_width, "codebook_size": codebook_size,
+        "tokens": tokens, "codebook_size": codebook_size,
         "payload_bytes": len(payload), "file_bytes": len(data),
         "bpp": 8 * len(data) / (header.width * header.height),
     }

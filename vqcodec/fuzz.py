@@ -20,19 +20,25 @@ import torch
 from . import bitstream
 from .bitstream import FormatError
 from .codec import compress, decompress, describe
+from .fineprior import FinePrior, FinePriorConfig
+from .hierarchy import FineConfig, Hierarchy
 from .prior import PriorConfig, PriorModel
 from .tokenizer import Tokenizer, TokenizerConfig
 from .zoo import Model, export_model, load_model
 
 FUZZ_TOKENIZER = TokenizerConfig(channels=(8, 16), unshuffle=2, code_dim=4, codebook_size=64, depth=3)
 FUZZ_PRIOR = PriorConfig(codebook_size=64, depth=3, window=4, n_layer=1, n_head=2, n_embd=16)
+FUZZ_FINE = FineConfig(dim=4, depth=2, codebook_size=16, width=8, coarse_levels=2)
+FUZZ_FINE_PRIOR = FinePriorConfig(coarse_codebook_size=64, coarse_levels=2, codebook_size=16, depth=2, width=8,
+                                  layers=1)
 FUZZ_MAX_PIXELS = 1 << 16   # keeps a mutated size from costing more than a small picture's decode
 
 
-def fuzz_model(folder: Path | None = None, seed: int = 0) -> Model:
+def fuzz_model(folder: Path | None = None, seed: int = 0, hierarchy: bool = False) -> Model:
     """A small randomly initialised model (f = 4, K = 64, 3 levels, 4 x 4 window), exported and loaded
-    as any model folder is."""
-    from .train.quantize import calibration_tiles, quantize_prior
+    as any model folder is; hierarchy: a hierarchy's model instead (2 coarse levels, then 2 fine ones of
+    16 codes)."""
+    from .train.quantize import calibration_tiles, quantize_fine_prior, quantize_prior
 
     torch.manual_seed(seed)
     folder = Path(folder or tempfile.mkdtemp(prefix="vqcodec-fuzz-model-"))
@@ -40,7 +46,16 @@ def fuzz_model(folder: Path | None = None, seed: int = 0) -> Model:
     rng = np.random.default_rng(seed)
     grids = [rng.integers(0, FUZZ_PRIOR.codebook_size, (FUZZ_PRIOR.depth, 8, 8)) for _ in range(8)]
     tensors = quantize_prior(prior, calibration_tiles(grids, FUZZ_PRIOR.window, 32))
-    export_model(folder, Tokenizer(FUZZ_TOKENIZER), FUZZ_PRIOR, tensors, {"default_quality": 1})
+    if not hierarchy:
+        export_model(folder, Tokenizer(FUZZ_TOKENIZER), FUZZ_PRIOR, tensors, {"default_quality": 1})
+        return load_model(folder)
+    tree = Hierarchy(Tokenizer(FUZZ_TOKENIZER), FUZZ_FINE)
+    torch.nn.init.normal_(tree.fine.synthesis[4].weight, std=0.1)  # a fine side that changes the picture
+    fine_prior = FinePrior(FUZZ_FINE_PRIOR).eval()
+    coarse = torch.from_numpy(rng.integers(0, 64, (8, 2, 4, 4)))
+    fine = torch.from_numpy(rng.integers(0, 16, (8, 2, 8, 8)))
+    export_model(folder, tree.tok, FUZZ_PRIOR, tensors, {"default_quality": 1}, tree.fine,
+                 (FUZZ_FINE_PRIOR, quantize_fine_prior(fine_prior, coarse, fine)))
     return load_model(folder)
 
 

@@ -1,5 +1,6 @@
 """Unconditional image generation: sample token grids from the prior, decode them. Grids larger than
-the prior's window are drawn through the seed paper's sliding attention window."""
+the prior's window are drawn through the seed paper's sliding attention window; a hierarchy's fine
+grid is drawn from the fine grid's prior over the drawn coarse grid."""
 from __future__ import annotations
 
 import math
@@ -14,8 +15,9 @@ from tqdm import tqdm
 from .bitstream import DEFAULT_MAX_PIXELS
 from .codec import detokenize, tokenize
 from .images import ImageLike, to_rgb
-from .walk import TokenGrid, walk_prior
+from .intfineprior import decode_fine
 from .intprior import IntPrior
+from .walk import TokenGrid, walk_prior
 from .zoo import Model, resolve_model
 
 
@@ -90,12 +92,15 @@ def sample(n: int = 1, size: tuple[int, int] = (256, 256), quality: int | None =
     gh, gw = m.grid_shape(width, height)
     rng = np.random.default_rng(seed)
     choose = _sampler(rng, temperature, top_k, top_p)
-    window = m.prior.cfg.window
+    window, coarse = m.prior.cfg.window, min(quality, m.coarse_levels)
     if gh <= window and gw <= window:
-        grids = [TokenGrid(walk_prior(m.prior, quality, gh, gw, choose), m.codebook_size) for _ in range(n)]
+        grids = [walk_prior(m.prior, coarse, gh, gw, choose) for _ in range(n)]
     else:
-        grids = [TokenGrid(g, m.codebook_size) for g in walk_sliding_window(m.prior, n, quality, gh, gw, choose, progress)]
-    return [detokenize(grid, width, height, m) for grid in grids]
+        grids = list(walk_sliding_window(m.prior, n, coarse, gh, gw, choose, progress))
+    if quality > coarse:
+        return [detokenize(TokenGrid(g, m.codebook_size, decode_fine(m.fine_prior, g, quality - coarse, choose),
+                                     m.fine_codebook_size), width, height, m) for g in grids]
+    return [detokenize(TokenGrid(g, m.codebook_size), width, height, m) for g in grids]
 
 
 def keep_mask(keep: str | ImageLike, width: int, height: int) -> np.ndarray:
@@ -149,6 +154,9 @@ def complete(image: ImageLike, keep: str | ImageLike = "top:0.5", n: int = 1, se
                          f"{max_pixels:,}")
     m = resolve_model(model, device)
     quality = m.check_quality(quality)
+    if quality > m.coarse_levels:
+        raise ValueError(f"complete draws coarse grids only: give a quality of at most {m.coarse_levels} for "
+                         f"model {m.name}, whose levels above it store a fine grid")
     kept = token_mask(keep_mask(keep, width, height), m.downsample)
     if kept.all() or not kept.any():
         raise ValueError(f"keep {keep if isinstance(keep, str) else 'mask'} keeps "

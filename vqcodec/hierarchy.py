@@ -107,14 +107,19 @@ class Hierarchy(nn.Module):
         return x_coarse if z_fine is None else self.fine.add_detail(z_fine, x_coarse.detach())
 
     @torch.no_grad()
+    def fine_indices(self, features: torch.Tensor, x: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+        """The nearest fine codes (B, fine depth, 2h, 2w), depth by depth, for a picture x with the
+        encoder's f8 features, over the coarse indices (B, coarse_levels, h, w) it is stored with."""
+        z_fine, _ = self.fine_latent(features, x, self.tok.quantizer.lookup(coarse))
+        return self.fine.quantizer.quantize(z_fine)[0]
+
+    @torch.no_grad()
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Picture (B, 3, 16h, 16w) -> (coarse indices (B, coarse_levels, h, w), fine indices
         (B, fine depth, 2h, 2w)): the nearest codes, depth by depth."""
         features, z = self.coarse(x)
-        q = self.tok.quantizer
-        coarse = q.quantize(z)[0][:, :self.fine.cfg.coarse_levels]
-        z_fine, _ = self.fine_latent(features, x, q.lookup(coarse))
-        return coarse, self.fine.quantizer.quantize(z_fine)[0]
+        coarse = self.tok.quantizer.quantize(z)[0][:, :self.fine.cfg.coarse_levels]
+        return coarse, self.fine_indices(features, x, coarse)
 
     @torch.no_grad()
     def decode_indices(self, coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:

@@ -15,11 +15,13 @@ rest), positions of a pass in raster order.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .coding import RangeDecoder, RangeEncoder
+from .coding import RangeEncoder
 from .exact import exact_matmul, requantize
 from .fineprior import FinePriorConfig, anchors, phases
 from .intprior import ACT_MAX, logit_frequencies
@@ -102,12 +104,27 @@ def encode_fine(prior: IntFinePrior, coarse: np.ndarray, fine: np.ndarray, encod
         encoder.categorical(fine[d][where.cpu().numpy()], freqs.cpu().double().numpy())
 
 
-def decode_fine(prior: IntFinePrior, coarse: np.ndarray, quality: int, decoder: RangeDecoder) -> np.ndarray:
-    """The fine grid (quality, 2h, 2w) that encode_fine coded, given the same coarse grid."""
+def decode_fine(prior: IntFinePrior, coarse: np.ndarray, quality: int,
+                categorical: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The fine grid (quality, 2h, 2w) over a coarse grid, each pass's symbols drawn by categorical
+    (frequencies (n, K) float64 -> symbols (n,)): a RangeDecoder's, to decode what encode_fine coded,
+    or a sampler's."""
     h, w = coarse.shape[1:]
     c = torch.from_numpy(coarse.astype(np.int64))[None].to(prior.device)
     f = torch.zeros(1, quality, 2 * h, 2 * w, dtype=torch.long, device=prior.device)
     for d, second, where in _passes(quality, 2 * h, 2 * w, prior.device):
         freqs = prior.frequencies(c, f, d, second)[0][where]
-        f[0, d][where] = torch.from_numpy(decoder.categorical(freqs.cpu().double().numpy())).to(prior.device)
+        f[0, d][where] = torch.from_numpy(categorical(freqs.cpu().double().numpy())).to(prior.device)
     return f[0].cpu().numpy()
+
+
+def fine_bits(prior: IntFinePrior, coarse: np.ndarray, fine: np.ndarray) -> list[float]:
+    """Each fine depth's bits under the prior: about what encode_fine adds to a payload for it."""
+    c = torch.from_numpy(coarse.astype(np.int64))[None].to(prior.device)
+    f = torch.from_numpy(fine.astype(np.int64))[None].to(prior.device)
+    bits = [0.0] * fine.shape[0]
+    for d, second, where in _passes(fine.shape[0], *fine.shape[1:], prior.device):
+        freqs = prior.frequencies(c, f, d, second)[0][where].double()
+        p = freqs.gather(1, f[0, d][where][:, None])[:, 0] / freqs.sum(1)
+        bits[d] += float(-torch.log2(p).sum())
+    return bits

@@ -64,6 +64,7 @@ class Choice:
     grid: np.ndarray        # (q, h, w) the indices to store
     sq_error: float         # |latent - sum of the chosen entries|^2, summed over the picture
     depth_bits: tuple       # per depth, the chosen codes' bits in the greedy grid's context
+    fine: np.ndarray | None = None  # a hierarchy's fine grid over these codes, at levels that store one
 
     @property
     def bits(self) -> float:

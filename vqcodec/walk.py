@@ -17,21 +17,33 @@ TILE_GROUP = 16  # tiles coded together: bounds the memory of encoder and decode
 
 @dataclass
 class TokenGrid:
-    """Codebook indices of one image: indices[d, y, x] is the code of residual depth d at (y, x)."""
-    indices: np.ndarray  # (quality, h, w) int64
+    """Codebook indices of one image: indices[d, y, x] is the code of residual depth d at (y, x). A
+    hierarchy's levels above its coarse ones add fine[d, y, x], the fine depths on a grid of twice the
+    resolution (hierarchy.py); the prior of this module walks the coarse grid alone."""
+    indices: np.ndarray  # (coarse depths, h, w) int64
     codebook_size: int
+    fine: np.ndarray | None = None  # (fine depths, 2h, 2w) int64
+    fine_codebook_size: int = 0
 
     @property
     def quality(self) -> int:
-        return self.indices.shape[0]
+        """The quality level it stores: its coarse depths and its fine ones."""
+        return self.indices.shape[0] + (0 if self.fine is None else self.fine.shape[0])
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(h, w) of the coarse grid."""
         return self.indices.shape[1], self.indices.shape[2]
 
     def __post_init__(self) -> None:
         if self.indices.ndim != 3 or self.indices.min(initial=0) < 0 or self.indices.max(initial=0) >= self.codebook_size:
             raise ValueError("indices must be (quality, h, w) with values in [0, codebook_size)")
+        if self.fine is not None and (self.fine.ndim != 3 or self.fine.shape[0] < 1
+                                      or self.fine.shape[1:] != (2 * self.shape[0], 2 * self.shape[1])
+                                      or self.fine.min(initial=0) < 0
+                                      or self.fine.max(initial=0) >= self.fine_codebook_size):
+            raise ValueError("fine must be (depths, 2h, 2w) for an h x w grid, with values in "
+                             "[0, fine_codebook_size)")
 
 
 class Tile(NamedTuple):
@@ -110,7 +122,7 @@ def group_pass(prior: IntPrior, indices: np.ndarray, group: list[Tile]) -> tuple
 def group_frequencies(prior: IntPrior, grid: TokenGrid, group: list[Tile]) -> tuple[np.ndarray, np.ndarray]:
     """Symbols (n,) and frequencies (n, K) of one tile group in coding order, from one parallel pass."""
     codes, lengths, freqs = group_pass(prior, grid.indices, group)                     # freqs (B, T, q, K)
-    T, quality, device = codes.shape[1], grid.quality, prior.device
+    T, quality, device = codes.shape[1], grid.indices.shape[0], prior.device
     # Coding order: position t, then depth d, then tile b among those that have a position t.
     order = torch.from_numpy(np.arange(T)[:, None, None] < lengths[None, None, :]).expand(T, quality, len(group))
     symbols = torch.from_numpy(codes).permute(1, 2, 0)[order]

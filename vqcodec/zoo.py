@@ -1,6 +1,8 @@
 """Shipped models and loading: a model is a folder with config.json, tokenizer.safetensors (fp16) and
 prior_int8.safetensors (the integer-exact prior, intprior.py); its identity is the SHA-256 of those
-three files. A model may also read the files of earlier models whose codebooks and prior it shares
+three files. A hierarchy (config.json "fine", hierarchy.py) adds fine.safetensors (the fine side, fp16)
+and fine_prior_int8.safetensors (its grid's integer prior, intfineprior.py), and its identity covers
+them too. A model may also read the files of earlier models whose codebooks and prior it shares
 (config.json "reads_files_of", checked by the export): only its decoder differs, so their token grids
 decode exactly and are drawn by its decoder."""
 from __future__ import annotations
@@ -16,13 +18,17 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .defaults import DEFAULT_MODEL
+from .hierarchy import FineCoder, FineConfig, Hierarchy
+from .families import MODEL_CONFIG, MODEL_TOKENIZER, config_dict, read_tokenizer
+from .fineprior import FinePriorConfig
+from .intfineprior import IntFinePrior
 from .intprior import IntPrior
 from .prior import PriorConfig
-from .families import MODEL_CONFIG, MODEL_TOKENIZER, config_dict, read_tokenizer
 from .tokenizer import Tokenizer
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 CONFIG, TOKENIZER_WEIGHTS, PRIOR_WEIGHTS = FILES = (MODEL_CONFIG, MODEL_TOKENIZER, "prior_int8.safetensors")
+FINE_WEIGHTS, FINE_PRIOR_WEIGHTS = FINE_FILES = ("fine.safetensors", "fine_prior_int8.safetensors")
 
 
 def _version(folder: Path) -> tuple:
@@ -45,13 +51,16 @@ class ModelNotFound(FileNotFoundError):
 
 @dataclass
 class Model:
-    """A tokenizer and its prior, with the identity that .vqc files record."""
+    """A tokenizer and its prior, with the identity that .vqc files record; a hierarchy's model adds its
+    fine side and the fine grid's prior, and its levels above `coarse_levels` store fine grids."""
     name: str
     tokenizer: Tokenizer
     prior: IntPrior
     identity: bytes  # SHA-256 of the model's files
     default_quality: int
     reads_files_of: dict[bytes, str]  # model id -> name of the earlier models whose files it decodes
+    hierarchy: Hierarchy | None = None
+    fine_prior: IntFinePrior | None = None
 
     def decodes_files_of(self, model_id: bytes) -> bool:
         """Whether a file carrying model_id decodes exactly with this model."""
@@ -67,8 +76,17 @@ class Model:
         return self.tokenizer.quantizer.codebooks.device
 
     @property
+    def coarse_levels(self) -> int:
+        """The levels that store only the coarse grid: all of them, but in a hierarchy's model."""
+        return self.hierarchy.fine.cfg.coarse_levels if self.hierarchy else self.tokenizer.cfg.depth
+
+    @property
     def levels(self) -> int:
-        return self.tokenizer.cfg.depth
+        return self.coarse_levels + (self.hierarchy.fine.cfg.depth if self.hierarchy else 0)
+
+    @property
+    def fine_codebook_size(self) -> int:
+        return self.hierarchy.fine.cfg.codebook_size if self.hierarchy else 0
 
     @property
     def downsample(self) -> int:
@@ -93,20 +111,34 @@ class Model:
     def to(self, device: str | torch.device) -> "Model":
         self.tokenizer.to(device)
         self.prior.to(device)
+        if self.hierarchy:
+            self.hierarchy.to(device)
+            self.fine_prior.to(device)
         return self
+
+
+def model_files(folder: Path) -> tuple[str, ...]:
+    """The files of a model folder, which its identity covers: a hierarchy's adds FINE_FILES. A config
+    that cannot be read names none (reading the model says what is wrong with it)."""
+    try:
+        config = json.loads((folder / CONFIG).read_text())
+    except (OSError, ValueError):
+        return FILES
+    return FILES + FINE_FILES if isinstance(config, dict) and "fine" in config else FILES
 
 
 _identities: dict[tuple, tuple[bytes, frozenset[bytes]]] = {}
 
 
 def _identity_and_reads(folder: Path) -> tuple[bytes, frozenset[bytes]]:
-    """SHA-256 over the model's three files and the ids of the models whose files it reads,
+    """SHA-256 over the model's files and the ids of the models whose files it reads,
     remembered while the files are unchanged (decoding looks them up for every file)."""
-    stats = tuple((folder / name).stat() for name in FILES)
+    files = model_files(folder)
+    stats = tuple((folder / name).stat() for name in files)
     key = (str(Path(folder).resolve()), *((st.st_size, st.st_mtime_ns) for st in stats))
     if key not in _identities:
         h = hashlib.sha256()
-        for name in FILES:
+        for name in files:
             h.update((folder / name).read_bytes())
         reads = json.loads((folder / CONFIG).read_text()).get("reads_files_of", {})
         _identities[key] = h.digest(), frozenset(bytes.fromhex(k) for k in reads)
@@ -114,7 +146,7 @@ def _identity_and_reads(folder: Path) -> tuple[bytes, frozenset[bytes]]:
 
 
 def model_identity(folder: Path) -> bytes:
-    """SHA-256 over the model's three files."""
+    """SHA-256 over the model's files (model_files)."""
     return _identity_and_reads(folder)[0]
 
 
@@ -122,7 +154,7 @@ def _resolve(name: str | Path | None) -> tuple[str, Path]:
     name = DEFAULT_MODEL if name is None else name
     shipped = str(name) in MODELS
     label, folder = (str(name), MODELS[str(name)]) if shipped else (Path(name).name, Path(name))
-    missing = [f for f in FILES if not (folder / f).is_file()]
+    missing = [f for f in model_files(folder) if not (folder / f).is_file()]
     if missing and shipped:
         raise ModelNotFound(f"the shipped model '{name}' lacks {', '.join(missing)} in {folder}: "
                             "the installation is incomplete (reinstall vqcodec)")
@@ -155,7 +187,13 @@ def _read_model(label: str, folder: Path) -> Model:
     tokenizer.eval().requires_grad_(False)
     prior = IntPrior(PriorConfig.from_dict(cfg["prior"]), load_file(str(folder / PRIOR_WEIGHTS)))
     reads = {bytes.fromhex(k): v for k, v in cfg.get("reads_files_of", {}).items()}
-    return Model(label, tokenizer, prior, model_identity(folder), cfg.get("default_quality", 1), reads)
+    hierarchy = fine_prior = None
+    if "fine" in cfg:
+        hierarchy = Hierarchy(tokenizer, FineConfig.from_dict(cfg["fine"])).eval().requires_grad_(False)
+        hierarchy.fine.load_state_dict({k: v.float() for k, v in load_file(str(folder / FINE_WEIGHTS)).items()})
+        fine_prior = IntFinePrior(FinePriorConfig.from_dict(cfg["fine_prior"]), load_file(str(folder / FINE_PRIOR_WEIGHTS)))
+    return Model(label, tokenizer, prior, model_identity(folder), cfg.get("default_quality", 1), reads, hierarchy,
+                 fine_prior)
 
 
 def resolve_model(model: "Model | str | Path | None", device: str | torch.device | None = None) -> Model:
@@ -178,7 +216,7 @@ def _same_device(asked: torch.device, actual: torch.device) -> bool:
 def find_model_by_id(model_id: bytes) -> str | None:
     """The shipped model whose identity starts with model_id or that reads that model's files, if any."""
     for name, folder in MODELS.items():
-        if not all((folder / f).is_file() for f in FILES):
+        if not all((folder / f).is_file() for f in model_files(folder)):
             continue
         identity, reads = _identity_and_reads(folder)
         if identity[:4] == model_id or model_id in reads:
@@ -187,12 +225,20 @@ def find_model_by_id(model_id: bytes) -> str | None:
 
 
 def export_model(folder: Path, tokenizer: Tokenizer, prior_cfg: PriorConfig, prior_tensors: dict[str, torch.Tensor],
-                 extra: dict | None = None) -> bytes:
+                 extra: dict | None = None, fine: FineCoder | None = None,
+                 fine_prior: tuple[FinePriorConfig, dict[str, torch.Tensor]] | None = None) -> bytes:
     """Write a model folder: the tokenizer in fp16, the integer prior's tensors (train/quantize.py)
-    as they are; returns its identity."""
+    as they are, and for a hierarchy its fine side in fp16 and the fine grid's integer prior; returns
+    its identity."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = {"tokenizer": config_dict(tokenizer.cfg), "prior": prior_cfg.to_dict(), **(extra or {})}
+    if (fine is None) != (fine_prior is None):
+        raise ValueError("a hierarchy's model needs both its fine side and the fine grid's prior")
+    if fine is not None:
+        config |= {"fine": fine.cfg.to_dict(), "fine_prior": fine_prior[0].to_dict()}
+        save_file({k: v.detach().half().contiguous() for k, v in fine.state_dict().items()}, str(folder / FINE_WEIGHTS))
+        save_file(fine_prior[1], str(folder / FINE_PRIOR_WEIGHTS))
     (folder / CONFIG).write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
     save_file({k: v.detach().half().contiguous() for k, v in tokenizer.state_dict().items()}, str(folder / TOKENIZER_WEIGHTS))
     save_file(prior_tensors, str(folder / PRIOR_WEIGHTS))
