@@ -583,25 +583,34 @@ def test_the_prior_and_tokenizer_train_on_the_device_they_are_given(image_folder
     assert seen == ["cuda", "cuda"]
 
 
-def test_a_fine_prior_trains_on_a_hierarchys_grids_and_lives_on_in_its_lasting_state(tmp_path):
+def tiny_hierarchy_run(tmp_path):
+    """A small hierarchy's lasting state (step 3), three pictures (the first held out, and scored: >= 256 px)
+    and the fine prior's training arguments."""
     from vqcodec.families import config_dict
     from vqcodec.hierarchy import FineConfig, Hierarchy
     from vqcodec.tokenizer import Tokenizer
-    from vqcodec.train.fineprior import main as train_fine_prior
-    from vqcodec.train.state import read_record, save_state
+    from vqcodec.train.state import save_state
 
     torch.manual_seed(0)
     fine = FineConfig(dim=4, depth=2, codebook_size=8, width=8, coarse_levels=2)
     model = Hierarchy(Tokenizer(TINY), fine)
+    torch.nn.init.normal_(model.fine.synthesis[4].weight, std=0.1)
     save_state(tmp_path / "hierarchy", {"model": model.tok, "fine": model.fine},
                {"step": 3, "model": config_dict(TINY), "fine": fine.to_dict()})
     pictures = tmp_path / "pictures"
     pictures.mkdir()
-    for name in ("astronaut", "coffee", "chelsea"):  # the first is held out (and scored: >= 256 px)
+    for name in ("astronaut", "coffee", "chelsea"):
         Image.fromarray(getattr(skdata, name)()).resize((288, 256)).save(pictures / f"{name}.png")
-    args = [str(tmp_path / "hierarchy"), str(pictures), "--state", str(tmp_path / "prior"), "--cache",
+    return [str(tmp_path / "hierarchy"), str(pictures), "--state", str(tmp_path / "prior"), "--cache",
             str(tmp_path / "cache"), "--cpu-minutes", "0.03", "--width", "8", "--layers", "1", "--batch", "2",
             "--crop", "4", "--quiet"]
+
+
+def test_a_fine_prior_trains_on_a_hierarchys_grids_and_lives_on_in_its_lasting_state(tmp_path):
+    from vqcodec.train.fineprior import main as train_fine_prior
+    from vqcodec.train.state import read_record
+
+    args = tiny_hierarchy_run(tmp_path)
     train_fine_prior(args)
     first = read_record(tmp_path / "prior")
     assert first["step"] > 0 and first["prior"]["codebook_size"] == 8 and first["prior"]["coarse_levels"] == 2
@@ -612,3 +621,31 @@ def test_a_fine_prior_trains_on_a_hierarchys_grids_and_lives_on_in_its_lasting_s
     again = read_record(tmp_path / "prior")
     assert again["step"] > first["step"] and again["hierarchies"] == first["hierarchies"]
     assert len(again["log"]) == len(first["log"]) + 1
+
+
+def test_a_hierarchys_model_ships_from_its_lasting_states_and_codes_its_fine_levels(tmp_path):
+    from vqcodec.prior import PriorConfig, PriorModel
+    from vqcodec.train.export import export_hierarchy
+    from vqcodec.train.fineprior import main as train_fine_prior
+    from vqcodec.train.quantize import quantize_prior
+    from vqcodec.train.state import read_record
+    from vqcodec.zoo import export_model
+
+    args = tiny_hierarchy_run(tmp_path)
+    train_fine_prior(args)
+    prior_cfg = PriorConfig(codebook_size=16, depth=2, window=4, n_layer=1, n_head=2, n_embd=16)
+    coarse = tmp_path / "coarse"
+    export_model(coarse, vqcodec.tokenizer.Tokenizer(TINY), prior_cfg,
+                 quantize_prior(PriorModel(prior_cfg).eval(), torch.randint(0, 16, (8, 4, 4, 2))))
+    data, cache = [tmp_path / "pictures"], tmp_path / "cache"
+    export_hierarchy(tmp_path / "hierarchy", coarse, tmp_path / "prior", tmp_path / "model", 3, data, cache)
+    m = vqcodec.load_model(tmp_path / "model")
+    assert (m.levels, m.coarse_levels, m.default_quality) == (4, 2, 3)
+    picture = np.asarray(Image.open(tmp_path / "pictures" / "coffee.png"))[:40, :48]
+    for quality in (2, 4):
+        decoded = vqcodec.decompress(vqcodec.compress(picture, quality, m), m)
+        assert np.array_equal(np.asarray(decoded), np.asarray(vqcodec.reconstruct(picture, quality, m)))
+    record = read_record(tmp_path / "prior")
+    (tmp_path / "prior" / "state.json").write_text(json.dumps({**record, "hierarchies": [{"state": "x", "step": 9}]}))
+    with pytest.raises(ValueError, match="trained on the grids of hierarchy steps"):
+        export_hierarchy(tmp_path / "hierarchy", coarse, tmp_path / "prior", tmp_path / "other", 3, data, cache)

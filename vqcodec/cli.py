@@ -707,6 +707,29 @@ def export_cmd(run: str, dst: str, default_quality: int, reads_files_of: str | N
     click.echo(f"{dst}: model {identity[:4].hex()} (sha256 {identity.hex()})")
 
 
+@train.command("export-hierarchy")
+@click.argument("hierarchy", type=click.Path(exists=True, file_okay=False))
+@click.argument("coarse_model", type=click.Path(exists=True, file_okay=False))
+@click.argument("fine_prior", type=click.Path(exists=True, file_okay=False))
+@click.argument("dst")
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
+              help="A training folder the fine prior trained on (repeat for several): its grids calibrate it.")
+@click.option("--cache", required=True, type=click.Path(file_okay=False),
+              help="The scratch folder of those grids (as given to python -m vqcodec.train.fineprior).")
+@click.option("--default-quality", type=click.IntRange(min=1), default=2, show_default=True,
+              help="The level compress uses when none is given.")
+def export_hierarchy_cmd(hierarchy: str, coarse_model: str, fine_prior: str, dst: str, data: tuple[str, ...],
+                         cache: str, default_quality: int) -> None:
+    """Write a hierarchy's model folder DST: the tokenizer and fine side of the lasting state HIERARCHY,
+    the prior of model folder COARSE_MODEL for its coarse grids, and the fine grid's prior of the lasting
+    state FINE_PRIOR."""
+    from .train.export import export_hierarchy
+
+    identity = export_hierarchy(Path(hierarchy), Path(coarse_model), Path(fine_prior), Path(dst), default_quality,
+                                [Path(d) for d in data], Path(cache))
+    click.echo(f"{dst}: model {identity[:4].hex()} (sha256 {identity.hex()})")
+
+
 @train.command("export-decoder")
 @click.argument("model", type=click.Path(exists=True, file_okay=False))
 @click.argument("tokenizer", type=click.Path(exists=True, file_okay=False))

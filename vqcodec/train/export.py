@@ -1,5 +1,6 @@
 """Turn a training run's checkpoints into a model folder: the tokenizer in fp16, the prior quantized
-to its integer-exact form (calibrated on the run's cached training token grids)."""
+to its integer-exact form (calibrated on the run's cached training token grids); a hierarchy's lasting
+state with its fine grid's prior into a hierarchy's model folder."""
 from __future__ import annotations
 
 import json
@@ -10,12 +11,16 @@ import torch
 from safetensors.torch import load_file
 
 from ..families import config_dict, read_tokenizer
+from ..fineprior import FinePrior, FinePriorConfig
+from ..hierarchy import read_hierarchy
 from ..prior import PriorConfig, PriorModel
 from ..tokenizer import DECODER_KEYS, Tokenizer
 from ..zoo import CONFIG, PRIOR_WEIGHTS, TOKENIZER_WEIGHTS, export_model, model_identity
 from .checkpoint import load_checkpoint
+from .fineprior import grid_cache, sample
 from .prior import token_cache_name
-from .quantize import calibration_tiles, quantize_prior
+from .quantize import calibration_tiles, quantize_fine_prior, quantize_prior
+from .state import load_state, read_record
 
 CALIBRATION_TILES = 256
 
@@ -96,3 +101,33 @@ def export_decoder(earlier: Path, tokenizer_from: Path, dst: Path) -> bytes:
     extra.update(tokenizer_steps=tok_meta["step"],
                  reads_files_of=files_it_reads(earlier, tokenizer, prior_cfg, prior_tensors))
     return export_model(dst, tokenizer, prior_cfg, prior_tensors, extra)
+
+
+def export_hierarchy(hierarchy: Path, coarse_model: Path, fine_prior: Path, dst: Path, default_quality: int,
+                     data: list[Path], cache: Path) -> bytes:
+    """Write a hierarchy's model folder: the f16 tokenizer and fine side of the lasting state `hierarchy`,
+    the integer prior of the model folder `coarse_model` as it is (the coarse grids' prior), and the fine
+    grid's prior of the lasting state `fine_prior`, quantized on the hierarchy's grids of the training
+    pictures in `data` (train/fineprior.py's grid cache in `cache`). The fine prior must have trained on
+    this hierarchy's grids."""
+    model, record = read_hierarchy(hierarchy)
+    prior_record = read_record(fine_prior)
+    trained_on = [h["step"] for h in prior_record.get("hierarchies", [])]
+    if record["step"] not in trained_on:
+        raise ValueError(f"the fine prior in {fine_prior} trained on the grids of hierarchy steps {trained_on}, "
+                         f"not on those of {hierarchy} (step {record['step']})")
+    cfg = json.loads((coarse_model / CONFIG).read_text())
+    if cfg["tokenizer"] != _as_json(config_dict(model.tok.cfg)):
+        raise ValueError(f"the prior of {coarse_model} is for another tokenizer layout than {hierarchy}'s")
+    levels = model.fine.cfg.coarse_levels + model.fine.cfg.depth
+    if not 1 <= default_quality <= levels:
+        raise ValueError(f"default quality must be from 1 to {levels}")
+    prior = FinePrior(FinePriorConfig.from_dict(prior_record["prior"]))
+    load_state(fine_prior, {"prior": prior})
+    coarse, fine = sample(grid_cache(model, data, cache), CALIBRATION_TILES // 4, 8, np.random.default_rng(0))
+    extra = {"default_quality": default_quality, "tokenizer_steps": record.get("ancestor", {}).get("step"),
+             "fine_steps": record["step"], "coarse_prior_from": coarse_model.name,
+             "fine_prior_steps": prior_record["step"],
+             "calibration_tiles": CALIBRATION_TILES // 4}
+    return export_model(dst, model.tok, PriorConfig.from_dict(cfg["prior"]), load_file(str(coarse_model / PRIOR_WEIGHTS)),
+                        extra, model.fine, (prior.cfg, quantize_fine_prior(prior.eval(), coarse, fine)))
