@@ -35,6 +35,13 @@ def int8_gemm_available() -> bool:
         return False
 
 
+def int8_matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """x (..., K) int64 with |x| <= 127 times w (K, N) int8 -> the exact product, int64 (..., N), as an
+    int8 GEMM with int32 accumulation (exact while K * 127^2 < 2^31; int8_gemm_available says where)."""
+    y = torch._int_mm(x.reshape(-1, x.shape[-1]).to(torch.int8), w)
+    return y.reshape(*x.shape[:-1], w.shape[1]).long()
+
+
 def div_round(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """round(a / b) for integer tensors, b > 0, halves rounded up."""
     return torch.div(2 * a + b, 2 * b, rounding_mode="floor")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from .exact import div_round, exact_matmul, int8_gemm_available, isqrt, requantize
+from .exact import div_round, exact_matmul, int8_gemm_available, int8_matmul, isqrt, requantize
 from .prior import PriorConfig
 
 ACT_MAX = 127          # GEMM operands are int8-range
@@ -82,8 +82,7 @@ class IntPrior:
     def gemm(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """int8-range x (..., K) times a weight matrix (K, N) of self.w -> exact int64 (..., N)."""
         if w.dtype == torch.int8:  # int32 accumulation: K * 127^2 stays far below 2^31
-            y = torch._int_mm(x.reshape(-1, x.shape[-1]).to(torch.int8), w)
-            return y.reshape(*x.shape[:-1], w.shape[1]).long()
+            return int8_matmul(x, w)
         return exact_matmul(x, w, ACT_MAX, ACT_MAX)
 
     def linear(self, x: torch.Tensor, name: str) -> torch.Tensor:
