@@ -1,5 +1,6 @@
 """Kodak evaluation of a vqcodec model at every quality level: whole-file bpp, PSNR, LPIPS, encode
-and decode seconds, and bits per token with the prior against uniform coding.
+and decode seconds, and bits per token with the prior against uniform coding (a hierarchy's fine
+levels count their fine tokens too; codebook use is the coarse codebooks').
 
     VQCODEC_LPIPS_WEIGHTS=../shared/weights/lpips_alex_v0.1.safetensors \
         python eval/kodak_levels.py ../shared/data/kodak --out eval/results/vqc-v6 --model vqc-v6
@@ -36,7 +37,8 @@ def main() -> None:
     lp = load_lpips()
     files = sorted(args.kodak.glob("*.png"))
     rows = []
-    usage = {q: np.zeros((q, model.codebook_size), np.int64) for q in range(1, model.levels + 1)}
+    usage = {q: np.zeros((min(q, model.coarse_levels), model.codebook_size), np.int64)
+             for q in range(1, model.levels + 1)}
     for path in tqdm(files, desc="kodak"):
         rgb = to_rgb(path)
         h, w = rgb.shape[:2]
@@ -48,10 +50,11 @@ def main() -> None:
             t2 = time.perf_counter()
             uniform = vqcodec.compress(rgb, quality=q, model=model, coder="uniform")
             header, grid, _ = vqcodec.codec.decode_grid(uniform, model)
-            for d in range(q):
+            for d in range(grid.indices.shape[0]):
                 usage[q][d] += np.bincount(grid.indices[d].ravel(), minlength=model.codebook_size)
-            tokens = grid.indices.size
-            raw = np.ascontiguousarray(grid.indices, dtype="<u2").tobytes()
+            fine = np.zeros(0, np.int64) if grid.fine is None else grid.fine.ravel()
+            tokens = grid.indices.size + fine.size
+            raw = np.ascontiguousarray(np.concatenate([grid.indices.ravel(), fine]), dtype="<u2").tobytes()
             rows.append({
                 "image": path.name, "quality": q, "width": w, "height": h, "tokens": tokens,
                 "bytes": len(data), "bpp": 8 * len(data) / (w * h),

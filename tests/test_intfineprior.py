@@ -66,3 +66,11 @@ def test_frequencies_are_the_same_integers_in_float32_and_float64_gemms(learned)
     wide.w = {k: v.double() for k, v in wide.w.items()}
     assert torch.equal(wide.frequencies(coarse, fine, 1, True), in32)
     assert in32.dtype == torch.int64 and int(in32.min()) >= 1
+
+
+def test_frequencies_at_some_positions_are_those_of_the_whole_pass(learned):
+    from vqcodec.fineprior import anchors
+
+    _, twin, coarse, fine = learned
+    where = ~anchors(*fine.shape[2:])
+    assert torch.equal(twin.frequencies(coarse, fine, 1, True, where), twin.frequencies(coarse, fine, 1, True)[:, where])

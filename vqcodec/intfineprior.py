@@ -66,25 +66,30 @@ class IntFinePrior:
         return requantize(x.clamp(min=0), self.t[name + ".mult"], self.shift[name]).clamp(max=ACT_MAX)
 
     def conv3x3(self, a: torch.Tensor, name: str) -> torch.Tensor:
-        """(B, H, W, C) int8-range -> (B, H, W, N) accumulator, zero padding, bias included."""
+        """(B, H, W, C) int8-range -> (B, H, W, N) accumulator, zero padding, bias included. The im2col
+        runs in float32, which holds int8-range values exactly (it only copies them)."""
         B, H, W, C = a.shape
-        p = F.pad(a.permute(0, 3, 1, 2), (1, 1, 1, 1))
-        cols = torch.stack([p[:, :, dy:dy + H, dx:dx + W] for dy in range(3) for dx in range(3)], 2)  # (B, C, 9, H, W)
-        cols = cols.reshape(B, C * 9, H, W).permute(0, 2, 3, 1)
-        return exact_matmul(cols, self.w[name], ACT_MAX, ACT_MAX) + self.t[name + ".bias"]
+        cols = F.unfold(a.permute(0, 3, 1, 2).float(), 3, padding=1).transpose(1, 2)      # (B, HW, C * 9)
+        y = exact_matmul(cols, self.w[name], ACT_MAX, ACT_MAX) + self.t[name + ".bias"]
+        return y.reshape(B, H, W, -1)
 
-    def logits(self, coarse: torch.Tensor, fine: torch.Tensor, d: int, second: bool) -> torch.Tensor:
-        """Integer logits (B, 2h, 2w, K) in 1/LOGIT_UNIT nats of depth d's pass."""
+    def logits(self, coarse: torch.Tensor, fine: torch.Tensor, d: int, second: bool,
+               where: torch.Tensor | None = None) -> torch.Tensor:
+        """Integer logits (B, 2h, 2w, K) in 1/LOGIT_UNIT nats of depth d's pass; where (2h, 2w) bool: only
+        at those positions, (B, n, K)."""
         x = self.context(coarse, fine, d, second)
         a = self.activation(x, "ctx")
         for i in range(self.cfg.layers):
             a = self.activation(self.conv3x3(a, f"convs.{i}"), f"convs.{i}")
+        if where is not None:
+            a = a[:, where]
         acc = exact_matmul(a, self.w["out"], ACT_MAX, ACT_MAX) + self.t["out.bias"]
         return requantize(acc, self.t["out.mult"], self.shift["out"])
 
-    def frequencies(self, coarse: torch.Tensor, fine: torch.Tensor, d: int, second: bool) -> torch.Tensor:
-        """Symbol frequencies (B, 2h, 2w, K), integers >= 1."""
-        return logit_frequencies(self.logits(coarse, fine, d, second), self.t["exp_logit"])
+    def frequencies(self, coarse: torch.Tensor, fine: torch.Tensor, d: int, second: bool,
+                    where: torch.Tensor | None = None) -> torch.Tensor:
+        """Symbol frequencies (B, 2h, 2w, K), or (B, n, K) at the positions `where`: integers >= 1."""
+        return logit_frequencies(self.logits(coarse, fine, d, second, where), self.t["exp_logit"])
 
 
 def _passes(depth: int, h: int, w: int, device: torch.device):
@@ -100,7 +105,7 @@ def encode_fine(prior: IntFinePrior, coarse: np.ndarray, fine: np.ndarray, encod
     c = torch.from_numpy(coarse.astype(np.int64))[None].to(prior.device)
     f = torch.from_numpy(fine.astype(np.int64))[None].to(prior.device)
     for d, second, where in _passes(fine.shape[0], *fine.shape[1:], prior.device):
-        freqs = prior.frequencies(c, f, d, second)[0][where]
+        freqs = prior.frequencies(c, f, d, second, where)[0]
         encoder.categorical(fine[d][where.cpu().numpy()], freqs.cpu().double().numpy())
 
 
@@ -113,7 +118,7 @@ def decode_fine(prior: IntFinePrior, coarse: np.ndarray, quality: int,
     c = torch.from_numpy(coarse.astype(np.int64))[None].to(prior.device)
     f = torch.zeros(1, quality, 2 * h, 2 * w, dtype=torch.long, device=prior.device)
     for d, second, where in _passes(quality, 2 * h, 2 * w, prior.device):
-        freqs = prior.frequencies(c, f, d, second)[0][where]
+        freqs = prior.frequencies(c, f, d, second, where)[0]
         f[0, d][where] = torch.from_numpy(categorical(freqs.cpu().double().numpy())).to(prior.device)
     return f[0].cpu().numpy()
 
@@ -124,7 +129,7 @@ def fine_bits(prior: IntFinePrior, coarse: np.ndarray, fine: np.ndarray) -> list
     f = torch.from_numpy(fine.astype(np.int64))[None].to(prior.device)
     bits = [0.0] * fine.shape[0]
     for d, second, where in _passes(fine.shape[0], *fine.shape[1:], prior.device):
-        freqs = prior.frequencies(c, f, d, second)[0][where].double()
+        freqs = prior.frequencies(c, f, d, second, where)[0].double()
         p = freqs.gather(1, f[0, d][where][:, None])[:, 0] / freqs.sum(1)
         bits[d] += float(-torch.log2(p).sum())
     return bits
