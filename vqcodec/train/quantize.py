@@ -191,7 +191,7 @@ def quantize_fine_prior(prior: FinePrior, coarse: torch.Tensor, fine: torch.Tens
     out: dict[str, torch.Tensor] = {}
     s_ctx = r["context"] / RESID_LIMIT
     for name in FINE_TABLES:
-        out[name] = torch.round(getattr(prior, name).weight.double() / s_ctx).long()
+        out[name] = torch.round(getattr(prior, name).weight.double() / s_ctx).to(torch.int32)
     scale = {k: max(v, 1e-12) / ACT_MAX for k, v in r.items()}
     multiplier(out, "ctx", torch.tensor([s_ctx / scale["ctx"]], dtype=torch.float64))
     s_in = scale["ctx"]
