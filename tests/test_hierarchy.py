@@ -62,3 +62,10 @@ def test_a_lasting_state_reads_back_to_the_same_codes_and_picture(tmp_path):
     coarse, fine = model.encode(x)
     assert all(torch.equal(a, b) for a, b in zip(again.encode(x), (coarse, fine)))
     assert torch.equal(again.decode_indices(coarse, fine), model.decode_indices(coarse, fine))
+
+
+def test_a_state_the_research_script_wrote_before_reads_as_the_same_hierarchy(tmp_path):
+    model = tiny_hierarchy()
+    old = {"dim": FINE.dim, "depth": FINE.depth, "codes": FINE.codebook_size, "width": FINE.width, "design": "residual"}
+    save_state(tmp_path, {"model": model.tok, "fine": model.fine}, {"step": 1, "model": config_dict(TINY), "fine": old})
+    assert read_hierarchy(tmp_path)[0].fine.cfg == FineConfig(**{**FINE.to_dict(), "coarse_levels": 3})

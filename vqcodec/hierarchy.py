@@ -128,10 +128,22 @@ class Hierarchy(nn.Module):
         return self.decode(self.tok.quantizer.lookup(coarse), z_fine)
 
 
+def _fine_layout(layout: dict) -> dict:
+    """A state's fine config; the states eval/research/f8_probe.py wrote before this module existed name
+    the codebook size "codes" and the design (then always "residual" for states) and leave coarse_levels
+    at 3."""
+    if "codes" not in layout:
+        return layout
+    if layout.get("design", "residual") != "residual":
+        raise ValueError(f"a fine side of design {layout['design']!r} is not a hierarchy this vqcodec reads")
+    return {"dim": layout["dim"], "depth": layout["depth"], "codebook_size": layout["codes"],
+            "width": layout["width"], "coarse_levels": 3}
+
+
 def read_hierarchy(folder: str | Path) -> tuple[Hierarchy, dict]:
     """The hierarchy in a lasting state (state.json naming the modules "model", the f16 tokenizer, and
     "fine", with the fine side's config under "fine"), in float32 and eval mode, and the state's record."""
     tok, record = read_tokenizer(folder)
-    model = Hierarchy(tok, FineConfig.from_dict(record["fine"]))
+    model = Hierarchy(tok, FineConfig.from_dict(_fine_layout(record["fine"])))
     model.fine.load_state_dict({k: v.float() for k, v in state_tensors(Path(folder), record, "fine").items()})
     return model.eval(), record
