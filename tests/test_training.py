@@ -545,6 +545,33 @@ def test_a_priors_warm_restart_starts_from_the_states_weights(image_folder, tmp_
     assert where == {"step": 2, "wall_seconds": where["wall_seconds"], "warm_restart_step": 2}
 
 
+def test_a_prior_of_an_earlier_encoder_starts_a_new_run_on_the_new_grids(image_folder, tmp_path):
+    """--init: the state of a prior of grids that have since moved gives a new run its first weights; the run
+    starts at step 0 with its own schedule and writes its own lasting state."""
+    from vqcodec.train import prior as prior_training
+    from vqcodec.train.state import read_record
+
+    state, old_prior = tmp_path / "state", tmp_path / "old_prior"
+    lasting_run(image_folder, state, stop_after=2)
+    prior_cfg = PriorConfig(codebook_size=16, depth=2, window=4, n_layer=1, n_head=2, n_embd=16)
+    cfg = PriorTrainConfig(data=str(image_folder), out=str(tmp_path / "a"), tokenizer=str(state),
+                           state=str(old_prior), steps=6, batch=4, warmup=1, eval_every=100, holdout=0.5,
+                           stop_after=2)
+    train_prior(cfg, prior_cfg)
+    lasting_run(image_folder, state, stop_after=2)  # the encoder moves on: the old prior's grids are gone
+    new = replace(cfg, out=str(tmp_path / "b"), state=str(tmp_path / "new_prior"), init=str(old_prior), stop_after=0)
+    (tmp_path / "b").mkdir()
+    tokenizer, tokens, grids, _ = prior_training._prior_data(new, tmp_path / "b")
+    prior, _, _, where = prior_training._start(new, None, tokenizer, tokens, tmp_path / "b" / "prior_ckpt", grids)
+    saved = load_file(str(old_prior / "prior.safetensors"))
+    for k, v in prior.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), saved[k].to(v.dtype).numpy(), err_msg=k)
+    assert prior.cfg == prior_cfg and where["step"] == 0
+    train_prior(new)
+    assert read_record(tmp_path / "new_prior")["step"] == 6
+    assert read_record(tmp_path / "new_prior")["tokens"] == tokens != read_record(old_prior)["tokens"]
+
+
 def test_a_deeper_decoder_grown_from_a_model_ships_as_a_decoder_of_that_model(image_folder, tmp_path):
     """A new run with more decoder blocks, started from a model folder with its encoder frozen, keeps the
     model's grids: export-decoder ships it with the model's prior, and it reads the model's files."""

@@ -679,14 +679,17 @@ def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, 
               help="The prior's lasting state (e.g. eval/runs/vqgan-f16-prior): fp16 weights + state.json, written with "
                    "every checkpoint and resumed (a warm restart) when newer than --run's; refused for the "
                    "grids of another encoder.")
+@click.option("--init", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A prior's lasting state whose weights start the run when there is nothing to resume (e.g. "
+                   "the prior of the tokenizer's earlier step: nearby grids are learnt in far fewer steps).")
 @DEVICE
-def train_prior_cmd(data, out, steps, minutes, batch, seed, tokenizer, precision, state, device) -> None:
+def train_prior_cmd(data, out, steps, minutes, batch, seed, tokenizer, precision, state, init, device) -> None:
     """Train the transformer prior on token grids of the images under DATA."""
     from .train.prior import PriorTrainConfig, train_prior
 
     train_prior(PriorTrainConfig(data=data, out=out, steps=steps, minutes=minutes, batch=batch, seed=seed,
                                  tokenizer=tokenizer or "", precision=precision, state=state or "",
-                                 device=check_device(device)))
+                                 init=init or "", device=check_device(device)))
 
 
 @train.command("export")

@@ -42,6 +42,8 @@ class PriorTrainConfig:
     state: str = ""              # the run's lasting state (state.py: fp16 weights + state.json), written
                                  # with every checkpoint; resumed (a warm restart) when newer than out's
     device: str = "cpu"          # where the prior trains and the tokenizer makes the grids ("cuda": a GPU)
+    init: str = ""               # a prior's lasting state whose weights start a new run (nothing to resume):
+                                 # a prior of nearby grids learns new ones in far fewer steps than from scratch
 
 
 @torch.no_grad()
@@ -158,7 +160,8 @@ def _train_step(train_cfg: PriorTrainConfig, prior: PriorModel, opt: torch.optim
 def _start(train_cfg: PriorTrainConfig, prior_cfg: PriorConfig | None, tokenizer: Tokenizer, tokens: str,
            ckpt: Path, sampler_grids: list[np.ndarray]) -> tuple[PriorModel, torch.optim.Optimizer, TileSampler, dict]:
     """The prior, its optimizer and tile sampler, resumed from the exact checkpoint, from the lasting
-    state (fresh AdamW moments, the warm-up again, fresh tile draws) or new; and where it stands:
+    state (fresh AdamW moments, the warm-up again, fresh tile draws), or new (from the weights of
+    `train_cfg.init` if given) at step 0; and where it stands:
     step, wall_seconds, warm_restart_step."""
     source = lasting.resume_source(ckpt, train_cfg.state)
     record = lasting.read_record(Path(train_cfg.state)) if source == "state" else {}
@@ -169,6 +172,11 @@ def _start(train_cfg: PriorTrainConfig, prior_cfg: PriorConfig | None, tokenizer
             raise ValueError(f"the prior's state {train_cfg.state} learnt the grids of another encoder "
                              f"({record['tokens']}, not {tokens}): give it the tokenizer it was trained on")
         prior_cfg = PriorConfig.from_dict(record["model"])
+    elif train_cfg.init:
+        prior_cfg = PriorConfig.from_dict(lasting.read_record(Path(train_cfg.init))["model"])
+        if (prior_cfg.codebook_size, prior_cfg.depth) != (tokenizer.cfg.codebook_size, tokenizer.cfg.depth):
+            raise ValueError(f"the prior in {train_cfg.init} codes {prior_cfg.depth} x {prior_cfg.codebook_size} "
+                             f"codes, the tokenizer {tokenizer.cfg.depth} x {tokenizer.cfg.codebook_size}")
     prior_cfg = prior_cfg or PriorConfig(codebook_size=tokenizer.cfg.codebook_size, depth=tokenizer.cfg.depth)
     prior = PriorModel(prior_cfg).to(train_cfg.device)
     opt = _optimizer(prior, train_cfg)
@@ -182,6 +190,8 @@ def _start(train_cfg: PriorTrainConfig, prior_cfg: PriorConfig | None, tokenizer
         lasting.load_state(Path(train_cfg.state), {"prior": prior})
         where = {"step": record["step"], "wall_seconds": record["wall_seconds"], "warm_restart_step": record["step"]}
         sampler.rng = np.random.default_rng([train_cfg.seed, record["step"]])
+    elif train_cfg.init:
+        lasting.load_state(Path(train_cfg.init), {"prior": prior})
     return prior, opt, sampler, where
 
 
