@@ -16,7 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ..metrics import load_lpips
-from ..tokenizer import Decoder, Tokenizer, TokenizerConfig
+from ..tokenizer import Decoder, ResidualQuantizer, Tokenizer, TokenizerConfig
 from ..families import config_dict, read_tokenizer, tokenizer_config
 from .checkpoint import load_checkpoint, save_checkpoint
 from . import state as lasting
@@ -66,9 +66,15 @@ class TokenizerTrainConfig:
 def kmeans_init(model: Tokenizer, data: CropDataset, batches: int, iters: int = 10, first_depth: int = 0) -> None:
     """Initialise the codebooks of depths >= first_depth by k-means on the residuals each will see
     (those of the earlier depths, which are kept)."""
-    quantizer = model.quantizer
-    device = quantizer.codebooks.device
-    z = torch.cat([model.encoder(data.batch(8).to(device)) for _ in range(batches)])
+    device = model.quantizer.codebooks.device
+    kmeans_codebooks(model.quantizer, torch.cat([model.encoder(data.batch(8).to(device)) for _ in range(batches)]),
+                     iters, first_depth)
+
+
+@torch.no_grad()
+def kmeans_codebooks(quantizer: ResidualQuantizer, z: torch.Tensor, iters: int = 10, first_depth: int = 0) -> None:
+    """The codebooks of depths >= first_depth from k-means on the residuals of the latents z (B, dim, H, W)
+    that each depth sees; an empty cluster takes a random residual."""
     r = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
     K = quantizer.codebooks.shape[1]
     for d in range(quantizer.depth):
