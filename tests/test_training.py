@@ -633,6 +633,34 @@ def tiny_hierarchy_run(tmp_path):
             "--crop", "4", "--quiet"]
 
 
+def test_a_hierarchy_trains_its_fine_side_over_a_frozen_tokenizer_and_lives_on_in_its_lasting_state(image_folder,
+                                                                                                        tmp_path):
+    """A new state starts from a tokenizer and resumes from the state alone on another machine, its codebooks
+    training on; the tokenizer's weights never move."""
+    from vqcodec.families import read_tokenizer
+    from vqcodec.hierarchy import FineConfig, read_hierarchy
+    from vqcodec.train.hierarchy import HierarchyTrainConfig, train_hierarchy
+
+    tokenizer_run(image_folder, tmp_path / "run", steps=2)
+    fine = FineConfig(dim=4, depth=2, codebook_size=8, width=8, coarse_levels=2)
+    cfg = HierarchyTrainConfig(data=(str(image_folder),), state=str(tmp_path / "state"), tokenizer="",
+                               minutes=0.02, batch=2, crop=32, save_every=1, held_out_every=0, quiet=True)
+    with pytest.raises(ValueError, match="holds no hierarchy state"):
+        train_hierarchy(cfg, fine)
+    first = train_hierarchy(replace(cfg, tokenizer=str(tmp_path / "run")), fine)
+    assert first["step"] > 0 and first["train_pixels"] == first["step"] * 2 * 32 * 32
+    assert first["fine"] == fine.to_dict() and first["ancestor"]["state"] == str(tmp_path / "run")
+    model, _ = read_hierarchy(tmp_path / "state")
+    tok = read_tokenizer(tmp_path / "run")[0]
+    for k, v in tok.state_dict().items():  # frozen (the state keeps it in fp16)
+        np.testing.assert_allclose(model.tok.state_dict()[k].numpy(), v.numpy(), atol=1e-3, rtol=1e-3, err_msg=k)
+    codebooks = model.fine.quantizer.codebooks.detach().clone()
+    again = train_hierarchy(cfg, fine)  # no tokenizer needed any more: the state has it
+    assert again["step"] > first["step"] and again["cpu_seconds"] > first["cpu_seconds"]
+    assert [s["from_step"] for s in again["stretches"]] == [0, first["step"]]
+    assert not torch.equal(read_hierarchy(tmp_path / "state")[0].fine.quantizer.codebooks, codebooks)
+
+
 def test_a_fine_prior_trains_on_a_hierarchys_grids_and_lives_on_in_its_lasting_state(tmp_path):
     from vqcodec.train.fineprior import main as train_fine_prior
     from vqcodec.train.state import read_record

@@ -710,6 +710,36 @@ def export_cmd(run: str, dst: str, default_quality: int, reads_files_of: str | N
     click.echo(f"{dst}: model {identity[:4].hex()} (sha256 {identity.hex()})")
 
 
+@train.command("hierarchy")
+@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--resume", "state", required=True, type=click.Path(file_okay=False),
+              help="The hierarchy's lasting state (e.g. eval/runs/vqgan-f16-f8): resumed when it exists (a warm "
+                   "restart), rewritten every 100 steps and at the end.")
+@click.option("--tokenizer", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A new state's f16 tokenizer, frozen under the fine side: a model folder or a lasting state.")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+              help="The stretch's budget, over which the learning rate falls along a cosine: CPU minutes of "
+                   "this process on a CPU, wall minutes on a GPU.")
+@click.option("--lr", type=float, default=2e-4, show_default=True, help="The fine side's peak learning rate.")
+@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Crops per step.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the crop draws and the fine depths.")
+@DEVICE
+@QUIET
+def train_hierarchy_cmd(data, state, tokenizer, minutes, lr, batch, seed, device, quiet) -> None:
+    """Train a hierarchy's fine side (an f8 grid over a frozen f16 tokenizer) on the pictures under DATA
+    (folders, each keeping its every 20th picture out)."""
+    from .train.hierarchy import HierarchyTrainConfig, train_hierarchy
+
+    try:
+        record = train_hierarchy(HierarchyTrainConfig(data=tuple(data), state=state, tokenizer=tokenizer or "",
+                                                      minutes=minutes, lr=lr, batch=batch, seed=seed,
+                                                      device=check_device(device), quiet=quiet))
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    if not quiet:
+        click.echo(f"{state}: step {record.get('step', 0)}, {record.get('train_pixels', 0):,} training pixels")
+
+
 @train.command("export-hierarchy")
 @click.argument("hierarchy", type=click.Path(exists=True, file_okay=False))
 @click.argument("coarse_model", type=click.Path(exists=True, file_okay=False))

@@ -1,45 +1,33 @@
-"""Probe and lasting run: a finer grid for the upper levels (vqcodec/hierarchy.py: VQ-VAE-2's two-level
-hierarchy as a residual coder on top of the f16 tokenizer).
+"""Scoring a finer grid for the upper levels (vqcodec/hierarchy.py: VQ-VAE-2's two-level hierarchy as a
+residual coder on top of the f16 tokenizer) on each folder's held-out pictures: every f16 level, level 3
+with each fine depth, and both unquantized, with PSNR / MS-SSIM / LPIPS, a bpp estimate and crops.
 
-Levels 1-3 stay the f16 codes. Levels above 3 add residual codes on an f8 grid (four positions per f16
-position) that carry what the f16 decoder's level-3 picture misses; a small synthesis adds that detail
-back. The f16 tokenizer stays frozen (grids and prior stay valid for levels 1-3). The fine latent trains
-unquantized first (its codebooks then start from k-means on what it has learnt to carry), then through
-its own residual codebooks. The learning rate follows a cosine over the CPU-time budget, so probes
-compare at equal CPU time.
+Training is `vqcodec train hierarchy` (vqcodec/train/hierarchy.py); the probes of
+eval/results/research/f8_probes.md were scratch folders of this script's earlier training mode, which it
+still scores (--out).
 
     python eval/research/f8_probe.py eval/runs/vqgan-f16 ../shared/data/train ../shared/data/train_extra \
-        --out /work/probes/f8 --cpu-minutes 60
-    python eval/research/f8_probe.py eval/runs/vqgan-f16 ../shared/data/train ../shared/data/train_extra \
-        --out /work/probes/f8 --score eval/results/research/f8_probe
-    python eval/research/f8_probe.py eval/runs/vqgan-f16 ../shared/data/train ../shared/data/train_extra \
-        --resume eval/runs/vqgan-f16-f8 --state eval/runs/vqgan-f16-f8 --cpu-minutes 140
+        --state eval/runs/vqgan-f16-f8 --score eval/results/research/f8_state
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from tqdm import tqdm
 
-from vqcodec.families import config_dict, read_tokenizer
+from vqcodec.families import read_tokenizer
 from vqcodec.metrics import load_lpips, ms_ssim, psnr
 from vqcodec.hierarchy import FineConfig, Hierarchy, read_hierarchy
-from vqcodec.tokenizer import ResidualQuantizer, to_pixels, to_unit_range
-from vqcodec.train.data import CropDataset
+from vqcodec.tokenizer import to_pixels, to_unit_range
 from vqcodec.train.heldout import held_out_pictures, whole_tokens
-from vqcodec.train.state import has_state, read_record, save_state
-from vqcodec.train.tokenizer import DeadCodeRestarter
+from vqcodec.train.state import has_state
 
 COARSE_LEVELS = 3  # f16 depths under every fine level
 PRIOR_BITS = (7.29, 8.00, 8.38, 8.61, 8.71, 8.78)  # vqc-v6's prior: held-out bits per index of level L's grids,
@@ -58,113 +46,6 @@ def load_probe(tokenizer: Path, folder: Path | None) -> tuple[Hierarchy, dict]:
     if record:
         model.load_state_dict(load_file(str(folder / "probe.safetensors")), strict=False)
     return model.eval(), record
-
-
-def save_probe(model: Hierarchy, folder: Path, record: dict) -> None:
-    """Scratch: the trained parts in fp32."""
-    folder.mkdir(parents=True, exist_ok=True)
-    keep = {k: v.contiguous() for k, v in model.state_dict().items()
-            if k.startswith("fine.")}
-    save_file(keep, str(folder / "probe.safetensors"))
-    (folder / "record.json").write_text(json.dumps(record, indent=1))
-
-
-@torch.no_grad()
-def kmeans(quantizer: ResidualQuantizer, z: torch.Tensor, iters: int = 10) -> None:
-    """Codebooks from k-means on the fine latents (B, dim, H, W), depth by depth on the residuals."""
-    r = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-    K = quantizer.codebooks.shape[1]
-    for d in range(quantizer.depth):
-        centers = r[torch.randint(len(r), (K,))].clone()
-        for _ in range(iters):
-            assign = torch.cdist(r, centers).argmin(1)
-            sums = torch.zeros_like(centers).index_add_(0, assign, r)
-            counts = torch.bincount(assign, minlength=K).float()
-            centers[counts > 0] = sums[counts > 0] / counts[counts > 0, None]
-        quantizer.codebooks.data[d] = centers
-        r = r - centers[torch.cdist(r, centers).argmin(1)]
-
-
-def train(args) -> None:
-    torch.manual_seed(args.seed)
-    model, record = load_probe(args.tokenizer, args.resume)
-    model.tok.requires_grad_(False)
-    opt = torch.optim.Adam(model.fine.parameters(), lr=args.lr, betas=(0.5, 0.9))
-    lpips_model = load_lpips()
-    data = CropDataset(os.pathsep.join(map(str, args.data)), 128, seed=args.seed, held_out_every=20)
-    restarter = DeadCodeRestarter(model.fine.quantizer.depth, model.fine.quantizer.codebooks.shape[1],
-                                  model.fine.quantizer.codebooks.shape[2])
-    budget, start, step, log, quantized = args.cpu_minutes * 60, time.process_time(), 0, [], bool(record)
-    steps_before = record.get("step", record.get("steps", 0))  # a lasting state's "step", a probe folder's "steps"
-    done = {"step": steps_before, "train_pixels": record.get("train_pixels", steps_before * 8 * 128 * 128),
-            "cpu_seconds": record.get("cpu_seconds", 0.0)}
-    base = read_record(args.tokenizer) if has_state(args.tokenizer) else {}
-    ancestor = record.get("ancestor") or {"state": str(args.tokenizer), "step": base.get("step"),
-                                          "train_pixels": base.get("train_pixels"), "cpu_seconds": base.get("cpu_seconds")}
-    # A probe folder continued as a lasting state: the probe is the state's first stretch.
-    stretches = record.get("stretches") or ([{"from_step": 0, "to_step": steps_before,
-                                              "args": record.get("args", {})}] if steps_before else [])
-    bar = tqdm(desc="f8 probe", unit="step", file=sys.stderr, disable=args.quiet)
-    model.train()
-    while (used := time.process_time() - start) < budget:
-        if not quantized and used >= args.unquantized_share * budget:  # the fine codebooks start now
-            with torch.no_grad():
-                zs = []
-                for _ in range(8):
-                    x = data.batch(8)
-                    feats, z = model.coarse(x)
-                    idx = model.tok.quantizer.quantize(z)[0][:, :COARSE_LEVELS]
-                    zs.append(model.fine_latent(feats, x, model.tok.quantizer.lookup(idx))[0])
-                kmeans(model.fine.quantizer, torch.cat(zs))
-            quantized = True
-        scale = min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * used / budget))
-        for g in opt.param_groups:
-            g["lr"] = args.lr * scale
-        x = data.batch(8)
-        with torch.no_grad():
-            feats, z = model.coarse(x)
-            _, codes, _ = model.tok.quantizer.quantize(z)
-        # the f16 levels are untouched, so every crop trains a fine level on f16 level 3
-        fine_depth = torch.randint(1, model.fine.quantizer.depth + 1, (8,))
-        z_coarse = codes[:, :COARSE_LEVELS].sum(1)
-        z_fine, x_coarse = model.fine_latent(feats, x, z_coarse)
-        vq_loss = torch.zeros(())
-        if quantized:
-            idx, fcodes, resid = model.fine.quantizer.quantize(z_fine)
-            vq_loss = F.mse_loss(fcodes, resid.detach()) + 0.25 * F.mse_loss(resid, fcodes.detach())
-            fkeep = (torch.arange(model.fine.quantizer.depth)[None] < fine_depth[:, None]).float()
-            z_q = (fcodes.detach() * fkeep[:, :, None, None, None]).sum(1)
-            z_fine = z_fine + (z_q - z_fine).detach()
-            restarter.observe(idx, resid.detach())
-        rec = model.decode(z_coarse, z_fine, x_coarse)
-        l1, perceptual = (rec - x).abs().mean(), lpips_model(rec, x).mean()
-        loss = l1 + perceptual + vq_loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        if quantized and step % 200 == 0 and restarter.filled:
-            restarter.restart(model.fine.quantizer.codebooks)
-        bar.update(1)
-        bar.set_postfix(l1=f"{l1.item():.3f}", lpips=f"{perceptual.item():.3f}", vq=f"{vq_loss.item():.4f}")
-        if step % 10 == 0:
-            log.append({"step": done["step"] + step, "cpu": round(done["cpu_seconds"] + used, 1), "l1": round(l1.item(), 4),
-                        "lpips": round(perceptual.item(), 4), "vq": round(vq_loss.item(), 5), "quantized": quantized})
-        if args.state and (step % 100 == 0 or time.process_time() - start >= budget):
-            cpu = round(done["cpu_seconds"] + time.process_time() - start, 1)
-            save_state(args.state, {"model": model.tok, "fine": model.fine}, {
-                "step": done["step"] + step, "train_pixels": done["train_pixels"] + step * x.numel() // 3,
-                "cpu_seconds": cpu, "ancestor": ancestor, "model": config_dict(model.tok.cfg),
-                "fine": model.fine.cfg.to_dict(),
-                "stretches": stretches + [{"from_step": done["step"], "to_step": done["step"] + step,
-                                           "args": {k: str(v) for k, v in vars(args).items()}}],
-                "log": record.get("log", []) + log})
-        elif not args.state and (step % 100 == 0 or time.process_time() - start >= budget):
-            save_probe(model, args.out, {"steps": step, "cpu_seconds": round(time.process_time() - start, 1),
-                                         "quantized_from_cpu_s": round(args.unquantized_share * budget, 1),
-                                         "tokenizer": str(args.tokenizer),
-                                         "args": {k: str(v) for k, v in vars(args).items()}, "log": log})
-    bar.close()
 
 
 def entropy_bits(indices: np.ndarray, K: int) -> float:
@@ -266,20 +147,13 @@ def crop_grid(crops: list, side: int = 160) -> Image.Image:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("tokenizer", type=Path, help="model folder or lasting state: its encoder and codebooks stay frozen")
+    ap.add_argument("tokenizer", type=Path, help="the f16 tokenizer under a scratch probe folder (--out)")
     ap.add_argument("data", type=Path, nargs="+", help="training folders (each keeps its own held-out pictures)")
     ap.add_argument("--out", type=Path, help="a scratch probe folder (probe.safetensors, record.json)")
-    ap.add_argument("--state", type=Path, help="write a lasting state (fp16 + state.json) here instead of --out")
-    ap.add_argument("--resume", type=Path, help="continue from this lasting state of the hierarchy (a warm restart)")
-    ap.add_argument("--cpu-minutes", type=float, default=60.0)
-    ap.add_argument("--lr", type=float, default=2e-4, help="the fine side's learning rate")
-    ap.add_argument("--unquantized-share", type=float, default=0.2,
-                    help="share of the budget the fine latent trains unquantized before its codebooks start")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--score", type=Path, help="score the probe in --out instead of training; write PATH.{md,json}")
+    ap.add_argument("--state", type=Path, help="a hierarchy's lasting state (scored instead of --out)")
+    ap.add_argument("--score", type=Path, required=True, help="write PATH.md, PATH.json and PATH_crops.png")
     ap.add_argument("--quiet", action="store_true")
-    args = ap.parse_args()
-    score(args) if args.score else train(args)
+    score(ap.parse_args())
 
 
 if __name__ == "__main__":

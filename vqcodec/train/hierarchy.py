@@ -1,0 +1,171 @@
+"""Training a hierarchy's fine side (hierarchy.py) over its frozen f16 tokenizer, as a lasting state.
+
+Every crop trains a fine level on the f16 picture of `coarse_levels` depths: the f16 side never moves, so
+its grids, its prior and its files stay valid. A new state's fine latent first trains unquantized for
+`unquantized_share` of the stretch (its codebooks then start from k-means on what it has learnt to
+carry), then through its residual codebooks, each crop at a random fine depth. Loss: L1 + LPIPS + the
+codebook and commitment terms. The learning rate follows a cosine over the stretch's budget, so stretches
+(and probes) compare at equal compute: CPU time of this process on the CPU, wall time on a GPU.
+
+    vqcodec train hierarchy ../shared/data/train ../shared/data/train_extra --resume eval/runs/vqgan-f16-f8 \
+        --minutes 140
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..families import config_dict, read_tokenizer
+from ..hierarchy import FineConfig, Hierarchy, read_hierarchy
+from ..metrics import load_lpips
+from .data import CropDataset
+from .state import has_state, read_record, save_state
+from .tokenizer import DeadCodeRestarter, kmeans_codebooks
+
+LOG_EVERY = 10  # steps between the state's log lines
+
+
+@dataclass
+class HierarchyTrainConfig:
+    data: tuple[str, ...]        # training folders (each keeps its own held-out pictures) or crop packs
+    state: str                   # the lasting state: resumed when it exists, rewritten every save_every steps
+    tokenizer: str = ""          # a new state's frozen f16 tokenizer (a model folder or a lasting state)
+    minutes: float = 60.0        # the stretch's budget: CPU minutes of this process on a CPU, wall on a GPU
+    lr: float = 2e-4
+    unquantized_share: float = 0.2  # of a new state's first stretch, before its codebooks start
+    batch: int = 8
+    crop: int = 128
+    save_every: int = 100
+    held_out_every: int = 20     # the tokenizer run's rule: the scored pictures are never trained on
+    seed: int = 0
+    device: str = "cpu"
+    quiet: bool = False
+
+
+class Budget:
+    """The stretch's clock: CPU time of this process on a CPU (fair beside other processes), wall time on
+    a GPU (where CPU time says little)."""
+
+    def __init__(self, minutes: float, device: str):
+        self.clock = time.process_time if device == "cpu" else time.perf_counter
+        self.start, self.seconds = self.clock(), minutes * 60
+
+    def used(self) -> float:
+        return self.clock() - self.start
+
+    def share(self) -> float:
+        return self.used() / self.seconds
+
+
+def start_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = None) -> tuple[Hierarchy, dict]:
+    """The state's hierarchy and record, or a new hierarchy (fine_cfg or the default layout) over the
+    frozen tokenizer, with an empty record."""
+    if has_state(Path(cfg.state)):
+        return read_hierarchy(cfg.state)
+    if not cfg.tokenizer:
+        raise ValueError(f"{cfg.state} holds no hierarchy state: give the f16 tokenizer a new one starts from")
+    return Hierarchy(read_tokenizer(Path(cfg.tokenizer))[0], fine_cfg or FineConfig()), {}
+
+
+@torch.no_grad()
+def start_codebooks(model: Hierarchy, data: CropDataset, batches: int = 8) -> None:
+    """The fine codebooks from k-means on the fine latents of `batches` batches of crops."""
+    device = model.fine.quantizer.codebooks.device
+    zs = []
+    for _ in range(batches):
+        x = data.batch(8).to(device)
+        features, z = model.coarse(x)
+        coarse = model.tok.quantizer.quantize(z)[0][:, :model.fine.cfg.coarse_levels]
+        zs.append(model.fine_latent(features, x, model.tok.quantizer.lookup(coarse))[0])
+    kmeans_codebooks(model.fine.quantizer, torch.cat(zs))
+
+
+def fine_step(model: Hierarchy, x: torch.Tensor, quantized: bool, lpips_model: torch.nn.Module,
+              restarter: DeadCodeRestarter) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of one batch of crops x (B, 3, crop, crop), each at a random fine depth."""
+    with torch.no_grad():
+        features, z = model.coarse(x)
+        codes = model.tok.quantizer.quantize(z)[1]                           # (B, depth, dim, h, w)
+    depth = model.fine.quantizer.depth
+    fine_depth = torch.randint(1, depth + 1, (len(x),), device=x.device)
+    z_coarse = codes[:, :model.fine.cfg.coarse_levels].sum(1)
+    z_fine, x_coarse = model.fine_latent(features, x, z_coarse)              # (B, dim, 2h, 2w), (B, 3, H, W)
+    vq_loss = torch.zeros((), device=x.device)
+    if quantized:
+        indices, fine_codes, residuals = model.fine.quantizer.quantize(z_fine)
+        vq_loss = F.mse_loss(fine_codes, residuals.detach()) + 0.25 * F.mse_loss(residuals, fine_codes.detach())
+        keep = (torch.arange(depth, device=x.device)[None] < fine_depth[:, None]).float()
+        z_q = (fine_codes.detach() * keep[:, :, None, None, None]).sum(1)
+        z_fine = z_fine + (z_q - z_fine).detach()                          # straight through
+        restarter.observe(indices, residuals.detach())
+    rec = model.decode(z_coarse, z_fine, x_coarse)
+    l1, perceptual = (rec - x).abs().mean(), lpips_model(rec, x).mean()
+    return l1 + perceptual + vq_loss, {"l1": l1.item(), "lpips": perceptual.item(), "vq": vq_loss.item()}
+
+
+def train_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = None) -> dict:
+    """One stretch of the run (a new state's fine side laid out by fine_cfg); returns the state's record
+    as written last."""
+    torch.manual_seed(cfg.seed)
+    model, record = start_hierarchy(cfg, fine_cfg)
+    model = model.to(cfg.device).eval()
+    model.tok.requires_grad_(False)
+    model.fine.train()
+    opt = torch.optim.Adam(model.fine.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
+    lpips_model = load_lpips().to(cfg.device)
+    data = CropDataset(os.pathsep.join(cfg.data), cfg.crop, seed=cfg.seed, held_out_every=cfg.held_out_every)
+    quantizer = model.fine.quantizer
+    restarter = DeadCodeRestarter(quantizer.depth, quantizer.codebooks.shape[1], quantizer.codebooks.shape[2]).to(cfg.device)
+    before = {"step": record.get("step", 0), "train_pixels": record.get("train_pixels", 0),
+              "cpu_seconds": record.get("cpu_seconds", 0.0)}
+    base = read_record(Path(cfg.tokenizer)) if cfg.tokenizer and has_state(Path(cfg.tokenizer)) else {}
+    ancestor = record.get("ancestor") or {"state": cfg.tokenizer, "step": base.get("step"),
+                                          "train_pixels": base.get("train_pixels"),
+                                          "cpu_seconds": base.get("cpu_seconds")}
+    budget, step, log, quantized = Budget(cfg.minutes, cfg.device), 0, [], bool(record)
+    bar = tqdm(desc="hierarchy", unit="step", file=sys.stderr, disable=cfg.quiet)
+
+    def save() -> dict:
+        written = {"step": before["step"] + step,
+                   "train_pixels": before["train_pixels"] + step * cfg.batch * cfg.crop ** 2,
+                   "cpu_seconds": round(before["cpu_seconds"] + budget.used(), 1), "ancestor": ancestor,
+                   "model": config_dict(model.tok.cfg), "fine": model.fine.cfg.to_dict(),
+                   "stretches": record.get("stretches", []) + [
+                       {"from_step": before["step"], "to_step": before["step"] + step,
+                        "args": {k: str(v) for k, v in asdict(cfg).items()}}],
+                   "log": record.get("log", []) + log}
+        save_state(Path(cfg.state), {"model": model.tok, "fine": model.fine}, written)
+        return written
+
+    written = record
+    while budget.share() < 1:
+        if not quantized and budget.share() >= cfg.unquantized_share:
+            start_codebooks(model, data)
+            quantized = True
+        lr = cfg.lr * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * budget.share()))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss, parts = fine_step(model, data.batch(cfg.batch).to(cfg.device), quantized, lpips_model, restarter)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        if quantized and step % 200 == 0 and restarter.filled:
+            restarter.restart(quantizer.codebooks)
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()})
+        if step % LOG_EVERY == 0:
+            log.append({"step": before["step"] + step, "cpu": round(before["cpu_seconds"] + budget.used(), 1),
+                        **{k: round(v, 5) for k, v in parts.items()}, "quantized": quantized})
+        if step % cfg.save_every == 0 or budget.share() >= 1:
+            written = save()
+    bar.close()
+    return written
