@@ -59,3 +59,37 @@ def test_the_gpu_script_resumes_a_state_on_the_cpu_and_leaves_one_that_resumes(t
         steps.append(record["step"])
         state = out / "state"  # the next stretch resumes what this one wrote
     assert 2 < steps[0] < steps[1]
+
+
+def test_the_gpu_script_trains_a_hierarchys_state_on_the_cpu_and_leaves_one_that_resumes(tmp_path):
+    import torch
+
+    from vqcodec.families import config_dict
+    from vqcodec.hierarchy import FineConfig, Hierarchy
+    from vqcodec.tokenizer import Tokenizer
+    from vqcodec.train.state import save_state
+
+    torch.manual_seed(0)
+    fine = FineConfig(dim=4, depth=2, codebook_size=8, width=8, coarse_levels=2)
+    model = Hierarchy(Tokenizer(TINY), fine)
+    state = tmp_path / "state"
+    save_state(state, {"model": model.tok, "fine": model.fine}, {"step": 3, "model": config_dict(TINY),
+                                                                 "fine": fine.to_dict()})
+    kit = tmp_path / "kit"
+    (kit / "crops").mkdir(parents=True)
+    write_pack(kit / "crops" / "crops-00.npz", [jpeg_bytes(getattr(skdata, n)()[:128, :128]) for n in ("rocket", "cat")])
+    steps = []
+    for k in range(2):
+        out = tmp_path / f"out{k}"
+        result = subprocess.run(["bash", str(ROOT / "eval" / "gpu" / "gpu_run.sh"), str(out), "--device", "cpu",
+                                 "--minutes", "0.6", "--state", str(state), "--kit", str(kit), "--batch", "2"],
+                                capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "TQDM_DISABLE": "1",
+                                     "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+        assert result.returncode == 0, result.stderr[-3000:]
+        record = json.loads((out / "state" / "state.json").read_text())
+        assert record["fine"] == fine.to_dict() and record["stretches"][-1]["args"]["batch"] == "2"
+        assert record["stretches"][-1]["from_step"] == (steps[-1] if steps else 3)
+        steps.append(record["step"])
+        state = out / "state"
+    assert 3 < steps[0] < steps[1]

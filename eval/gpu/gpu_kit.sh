@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Make the kit eval/gpu/gpu_run.sh and gpu_check.sh take to a machine with no network: crop packs from the
-# training photos (never the held-out ones) and the wheels of what such a machine may lack beside torch,
+# training photos of one or more folders joined by ':' (never a folder's held-out ones) and the wheels of what such a machine may lack beside torch,
 # for Python 3.12 (the versions installed here).
 #
-#   eval/gpu/gpu_kit.sh ../shared/data/train [eval/gpu_kit] [MEGABYTES of crops]
+#   eval/gpu/gpu_kit.sh ../shared/data/train:../shared/data/train_extra [eval/gpu_kit] [MEGABYTES of crops]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 train=$1 kit=${2:-eval/gpu_kit} megabytes=${3:-32}

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# One stretch of the lasting tokenizer run on a lent GPU machine: resume STATE from a copy in
-# OUT/state, train for MINUTES of wall time in all (the start included) under bf16 autocast at the largest
-# batch that fits, and leave the new state there (at most 8 files of at most 16 MiB), to be copied back
-# over STATE and committed. Needs no network: packages missing there are installed from KIT/wheels, and
-# the crops are KIT/crops (eval/gpu/gpu_kit.sh makes the kit here). --device cpu runs the same on the CPU
-# (fp32, batch 8), which is how CI tests it. --anneal A spends the last A of those minutes lowering the
-# learning rate along a cosine to 0 (a second stretch, its steps taken from the first one's rate).
+# One stretch of a lasting run on a lent GPU machine: resume STATE from a copy in OUT/state, train for
+# MINUTES of wall time in all (the start included), and leave the new state there (at most 8 files of at
+# most 16 MiB), to be copied back over STATE and committed. Needs no network: packages missing there are
+# installed from KIT/wheels, and the crops are KIT/crops (eval/gpu/gpu_kit.sh makes the kit here).
+#
+# A hierarchy's state (eval/runs/vqgan-f16-f8, the default) trains its fine side (`vqcodec train
+# hierarchy`, fp32, batch 32 unless --batch): its learning rate falls along a cosine over the stretch.
+# A tokenizer's state trains under bf16 autocast at the largest batch that fits; --anneal A spends the
+# last A of its minutes lowering the learning rate along a cosine to 0 (a second stretch, its steps
+# taken from the first one's rate). --device cpu runs either on the CPU (fp32, batch 8), which is how
+# CI tests it.
 #
 #   eval/gpu/gpu_run.sh "$OUT" --minutes 9                       # on the GPU machine, from the repository root
 #   eval/gpu/gpu_run.sh /tmp/out --device cpu --minutes 0.2      # here
@@ -14,7 +18,7 @@ cd "$(dirname "$0")/../.."
 usage="usage: eval/gpu/gpu_run.sh OUT [--minutes M] [--state DIR] [--kit DIR] [--device cuda|cpu] [--batch N] [--lr LR] [--anneal A]"
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
 out=$1; shift
-minutes=9 state=eval/runs/vqgan-f16 kit=eval/gpu_kit device=cuda batch="" lr="" anneal=0
+minutes=9 state=eval/runs/vqgan-f16-f8 kit=eval/gpu_kit device=cuda batch="" lr="" anneal=0
 while [ $# -gt 0 ]; do
   case $1 in
     --minutes) minutes=$2 ;; --state) state=$2 ;; --kit) kit=$2 ;; --device) device=$2 ;;
@@ -41,6 +45,14 @@ fi
 mkdir -p "$out/state"
 cp "$state"/state.json "$state"/*.safetensors "$out/state/"
 [ -f "$state/log.jsonl" ] && cp "$state/log.jsonl" "$out/state/"
+if python3 -c "import json, sys; sys.exit('fine' not in json.load(open('$out/state/state.json')))"; then
+  left=$(python3 -c "print(max(0.05, $minutes - $SECONDS / 60 - 0.3))")
+  echo "hierarchy: batch ${batch:-32}, $left minutes of training" >&2
+  python3 -m vqcodec train hierarchy "$kit/crops" --resume "$out/state" --minutes "$left" --device "$device" \
+    --batch "${batch:-32}" ${lr:+--lr "$lr"}
+  ls -l "$out/state" >&2
+  exit 0
+fi
 [ -n "$batch" ] || batch=$(python3 eval/gpu/gpu_batch.py "$out/state")
 # What is left of the budget, less a reserve for each stretch's last checkpoint and the anneal's start.
 left=$(python3 -c "print(max(0.05, $minutes - $SECONDS / 60 - 0.3 - $anneal * 1.1))")

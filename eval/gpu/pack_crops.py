@@ -1,8 +1,9 @@
 """Pack training regions for a machine that cannot take the photos: random square regions of the
-training images (never the held-out ones), JPEG-coded into a few `crops-NN.npz` files that
+training images of one or more folders (joined by ":"; never a folder's held-out ones), JPEG-coded into a few `crops-NN.npz` files that
 `CropDataset` trains on (random crops and flips inside each region).
 
     python eval/gpu/pack_crops.py ../shared/data/train eval/gpu_kit/crops --megabytes 9
+    python eval/gpu/pack_crops.py ../shared/data/train:../shared/data/train_extra eval/gpu_kit/crops --megabytes 32
 """
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ import numpy as np
 from tqdm import tqdm
 
 from vqcodec.images import image_files, to_rgb
-from vqcodec.train.data import jpeg_bytes, write_pack
+from vqcodec.train.data import folders, jpeg_bytes, write_pack
 from vqcodec.train.heldout import HOLD_OUT_EVERY, is_held_out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("train", type=Path)
+    ap.add_argument("train", help="training folders, joined by ':'")
     ap.add_argument("out", type=Path)
     ap.add_argument("--megabytes", type=float, default=9.0, help="Size of all packs together.")
     ap.add_argument("--files", type=int, default=3)
@@ -28,7 +29,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
-    images = [to_rgb(p, colour_manage=False) for k, p in enumerate(tqdm(image_files(args.train), desc="reading"))
+    images = [to_rgb(p, colour_manage=False) for folder in folders(args.train)
+              for k, p in enumerate(tqdm(image_files(folder), desc=f"reading {folder.name}"))
               if not is_held_out(k, HOLD_OUT_EVERY)]
     images = [a for a in images if min(a.shape[:2]) >= args.region]
     budget = args.megabytes * 1e6 / args.files
