@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from .exact import div_round, exact_matmul, int8_gemm_available, int8_matmul, isqrt, requantize
+from .exact import div_round, exact_matmul, int8_matmul, isqrt, requantize
 from .prior import PriorConfig
 
 ACT_MAX = 127          # GEMM operands are int8-range
@@ -44,13 +44,14 @@ class IntPrior:
     Same interface for coding: new_caches / step / frequencies, plus the one-pass `forward`."""
 
     def __init__(self, cfg: PriorConfig, tensors: dict[str, torch.Tensor], accumulate: torch.dtype | None = None):
-        """accumulate: the dtype the linear layers' GEMMs accumulate in: torch.int32 (int8 GEMMs, CPU
-        only), torch.float32 or torch.float64; by default int32 where this torch offers it. Every
-        choice gives the same integers."""
+        """accumulate: the dtype the linear layers' GEMMs accumulate in: torch.float32 (the default),
+        torch.float64 or torch.int32 (int8 GEMMs, CPU only, where this torch offers them). Every choice
+        gives the same integers; float32 is the fast one on most CPUs (torch's int8 GEMM was 16 times
+        slower than its float32 GEMM on a 2-core AMD EPYC, eval/results/gemm_ab.md)."""
         self.cfg = cfg
         self.t = {k: v.long() for k, v in tensors.items()}
         self.shift = {k[:-len(".shift")]: int(v) for k, v in self.t.items() if k.endswith(".shift")}
-        self._set_gemm_weights(accumulate or (torch.int32 if int8_gemm_available() else torch.float32))
+        self._set_gemm_weights(accumulate or torch.float32)
 
     def _set_gemm_weights(self, accumulate: torch.dtype) -> None:
         """The linear layers' weights, transposed to (K, N) once, in the GEMM operand dtype; the output
