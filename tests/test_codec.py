@@ -279,6 +279,31 @@ def test_a_hierarchys_fine_levels_store_a_fine_grid_of_twice_the_resolution(hier
     assert info["version"] == 3 and info["tokens"] is None  # a folder model: describe does not know its grids
 
 
+def test_a_hierarchys_large_pictures_go_through_in_patches_without_visible_seams(hierarchy_model, monkeypatch):
+    from vqcodec import tokenizer
+
+    m = hierarchy_model
+    rng = np.random.default_rng(3)
+    noise = Image.fromarray(rng.integers(0, 256, (6, 40, 3), dtype=np.uint8))
+    smooth = np.asarray(noise.resize((90 * m.downsample, 3 * m.downsample), Image.BICUBIC))
+    assert smooth.shape[1] // m.downsample > tokenizer.CNN_PATCH + 2 * tokenizer.CNN_HALO
+    widths = []  # in tokens, of what goes through each CNN: bounded, whatever the picture's width
+    record = lambda scale: lambda module, args: widths.append(-(-args[0].shape[-1] // scale))
+    hooks = [m.hierarchy.tok.encoder.stem.register_forward_pre_hook(record(m.downsample)),
+             m.hierarchy.tok.decoder.register_forward_pre_hook(record(1)),
+             m.hierarchy.fine.synthesis.register_forward_pre_hook(record(2))]
+    try:
+        patched = np.asarray(decompress(compress(smooth, m.levels, m), m))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert widths and max(widths) <= tokenizer.CNN_PATCH + 2 * tokenizer.CNN_HALO
+    monkeypatch.setattr(tokenizer, "CNN_PATCH", 10 ** 6)  # the whole picture in one pass, for reference
+    whole = np.asarray(reconstruct(smooth, m.levels, m))
+    assert patched.shape == smooth.shape
+    assert psnr(patched, whole) > 25
+
+
 def test_a_file_whose_version_contradicts_its_level_is_refused(hierarchy_model):
     import zlib
 

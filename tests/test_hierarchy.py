@@ -1,5 +1,6 @@
 """The fine grid over a tokenizer: its grids' shapes, a new fine side that changes nothing, and a lasting
 state that reads back to the same codes and picture."""
+import pytest
 import torch
 
 from vqcodec.families import config_dict
@@ -42,7 +43,7 @@ def test_a_new_fine_side_adds_nothing_to_the_coarse_picture():
 
 def test_a_trained_fine_side_changes_the_picture_with_each_depth():
     model = tiny_hierarchy()
-    torch.nn.init.normal_(model.fine.synthesis[4].weight, std=0.1)
+    torch.nn.init.normal_(model.fine.synthesis[-1].weight, std=0.1)
     coarse, fine = model.encode(picture())
     pictures = [model.decode_indices(coarse, fine[:, :d]) for d in range(FINE.depth + 1)]
     assert all(not torch.equal(a, b) for a, b in zip(pictures, pictures[1:]))
@@ -50,7 +51,7 @@ def test_a_trained_fine_side_changes_the_picture_with_each_depth():
 
 def test_a_lasting_state_reads_back_to_the_same_codes_and_picture(tmp_path):
     model = tiny_hierarchy()
-    torch.nn.init.normal_(model.fine.synthesis[4].weight, std=0.1)
+    torch.nn.init.normal_(model.fine.synthesis[-1].weight, std=0.1)
     with torch.no_grad():  # values fp16 holds exactly, so the state is the model itself
         for p in model.parameters():
             p.copy_(p.half().float())
@@ -69,3 +70,22 @@ def test_a_state_the_research_script_wrote_before_reads_as_the_same_hierarchy(tm
     old = {"dim": FINE.dim, "depth": FINE.depth, "codes": FINE.codebook_size, "width": FINE.width, "design": "residual"}
     save_state(tmp_path, {"model": model.tok, "fine": model.fine}, {"step": 1, "model": config_dict(TINY), "fine": old})
     assert read_hierarchy(tmp_path)[0].fine.cfg == FineConfig(**{**FINE.to_dict(), "coarse_levels": 3})
+
+
+def test_a_grown_synthesis_starts_with_the_same_picture_and_then_trains_its_new_blocks():
+    from vqcodec.hierarchy import grow_synthesis
+
+    model = tiny_hierarchy()
+    for p in model.fine.synthesis.parameters():  # a trained fine side
+        torch.nn.init.normal_(p, std=0.1)
+    coarse, fine = model.encode(picture())
+    grown = grow_synthesis(model, 3)
+    assert grown.fine.cfg.synthesis_blocks == 3 and len(grown.fine.synthesis) == len(model.fine.synthesis) + 2
+    assert torch.equal(grown.decode_indices(coarse, fine), model.decode_indices(coarse, fine))
+    assert torch.equal(grown.encode(picture())[1], fine)  # the fine encoder and codebooks are kept
+    with torch.no_grad():
+        grown.fine.synthesis[2].conv2.weight.add_(0.1)
+    assert not torch.equal(grown.decode_indices(coarse, fine), model.decode_indices(coarse, fine))
+    assert FineConfig.from_dict(grown.fine.cfg.to_dict()) == grown.fine.cfg
+    with pytest.raises(ValueError, match="only grow"):
+        grow_synthesis(grown, 2)

@@ -621,7 +621,7 @@ def tiny_hierarchy_run(tmp_path):
     torch.manual_seed(0)
     fine = FineConfig(dim=4, depth=2, codebook_size=8, width=8, coarse_levels=2)
     model = Hierarchy(Tokenizer(TINY), fine)
-    torch.nn.init.normal_(model.fine.synthesis[4].weight, std=0.1)
+    torch.nn.init.normal_(model.fine.synthesis[-1].weight, std=0.1)
     save_state(tmp_path / "hierarchy", {"model": model.tok, "fine": model.fine},
                {"step": 3, "model": config_dict(TINY), "fine": fine.to_dict()})
     pictures = tmp_path / "pictures"
@@ -659,6 +659,9 @@ def test_a_hierarchy_trains_its_fine_side_over_a_frozen_tokenizer_and_lives_on_i
     assert again["step"] > first["step"] and again["cpu_seconds"] > first["cpu_seconds"]
     assert [s["from_step"] for s in again["stretches"]] == [0, first["step"]]
     assert not torch.equal(read_hierarchy(tmp_path / "state")[0].fine.quantizer.codebooks, codebooks)
+    grown = train_hierarchy(replace(cfg, synthesis_blocks=2), fine)  # the synthesis grows in place
+    assert grown["fine"]["synthesis_blocks"] == 2 and grown["step"] > again["step"]
+    assert read_hierarchy(tmp_path / "state")[0].fine.cfg.synthesis_blocks == 2
 
 
 def test_a_fine_prior_trains_on_a_hierarchys_grids_and_lives_on_in_its_lasting_state(tmp_path):

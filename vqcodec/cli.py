@@ -723,9 +723,12 @@ def export_cmd(run: str, dst: str, default_quality: int, reads_files_of: str | N
 @click.option("--lr", type=float, default=2e-4, show_default=True, help="The fine side's peak learning rate.")
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Crops per step.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the crop draws and the fine depths.")
+@click.option("--synthesis-blocks", type=click.IntRange(min=1), default=None,
+              help="Grow the fine synthesis to this many ResBlocks; the added ones start as identities, so the "
+                   "pictures start unchanged [default: as the state has it; 1 for a new state].")
 @DEVICE
 @QUIET
-def train_hierarchy_cmd(data, state, tokenizer, minutes, lr, batch, seed, device, quiet) -> None:
+def train_hierarchy_cmd(data, state, tokenizer, minutes, lr, batch, seed, synthesis_blocks, device, quiet) -> None:
     """Train a hierarchy's fine side (an f8 grid over a frozen f16 tokenizer) on the pictures under DATA
     (folders, each keeping its every 20th picture out)."""
     from .train.hierarchy import HierarchyTrainConfig, train_hierarchy
@@ -733,6 +736,7 @@ def train_hierarchy_cmd(data, state, tokenizer, minutes, lr, batch, seed, device
     try:
         record = train_hierarchy(HierarchyTrainConfig(data=tuple(data), state=state, tokenizer=tokenizer or "",
                                                       minutes=minutes, lr=lr, batch=batch, seed=seed,
+                                                      synthesis_blocks=synthesis_blocks or 0,
                                                       device=check_device(device), quiet=quiet))
     except ValueError as e:
         raise click.ClickException(str(e)) from e

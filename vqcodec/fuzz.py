@@ -50,7 +50,7 @@ def fuzz_model(folder: Path | None = None, seed: int = 0, hierarchy: bool = Fals
         export_model(folder, Tokenizer(FUZZ_TOKENIZER), FUZZ_PRIOR, tensors, {"default_quality": 1})
         return load_model(folder)
     tree = Hierarchy(Tokenizer(FUZZ_TOKENIZER), FUZZ_FINE)
-    torch.nn.init.normal_(tree.fine.synthesis[4].weight, std=0.1)  # a fine side that changes the picture
+    torch.nn.init.normal_(tree.fine.synthesis[-1].weight, std=0.1)  # a fine side that changes the picture
     fine_prior = FinePrior(FUZZ_FINE_PRIOR).eval()
     coarse = torch.from_numpy(rng.integers(0, 64, (8, 2, 4, 4)))
     fine = torch.from_numpy(rng.integers(0, 16, (8, 2, 8, 8)))

@@ -12,7 +12,7 @@ and a fine grid (B, fine depth, H/8, W/8).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -20,7 +20,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .families import read_tokenizer, state_tensors
-from .tokenizer import ResBlock, ResidualQuantizer, Tokenizer, TokenizerConfig, _norm
+from . import tokenizer as tokenizer_module
+from .tokenizer import ResBlock, ResidualQuantizer, Tokenizer, TokenizerConfig, _in_patches, _norm
 
 
 @dataclass
@@ -30,6 +31,7 @@ class FineConfig:
     codebook_size: int = 256
     width: int = 128           # channels of the fine encoder and synthesis
     coarse_levels: int = 3     # f16 depths under every fine code
+    synthesis_blocks: int = 1  # ResBlocks of the synthesis
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,10 +61,10 @@ class FineCoder(nn.Module):
         self.quantizer = ResidualQuantizer(TokenizerConfig(code_dim=cfg.dim, depth=cfg.depth,
                                                            codebook_size=cfg.codebook_size))
         self.synthesis = nn.Sequential(nn.Conv2d(cfg.dim + blocks, cfg.width, 3, padding=1),
-                                       ResBlock(cfg.width, cfg.width), _norm(cfg.width), nn.SiLU(),
-                                       nn.Conv2d(cfg.width, blocks, 1))
-        nn.init.zeros_(self.synthesis[4].weight)  # a new fine side starts out adding nothing
-        nn.init.zeros_(self.synthesis[4].bias)
+                                       *[ResBlock(cfg.width, cfg.width) for _ in range(cfg.synthesis_blocks)],
+                                       _norm(cfg.width), nn.SiLU(), nn.Conv2d(cfg.width, blocks, 1))
+        nn.init.zeros_(self.synthesis[-1].weight)  # a new fine side starts out adding nothing
+        nn.init.zeros_(self.synthesis[-1].bias)
 
     def latent(self, features: torch.Tensor, x: torch.Tensor, x_coarse: torch.Tensor) -> torch.Tensor:
         """f8 features (B, C8, 2h, 2w), picture (B, 3, 16h, 16w) and the f16 picture of the coarse codes
@@ -87,10 +89,13 @@ class Hierarchy(nn.Module):
 
     @torch.no_grad()
     def coarse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the f16 encoder's f8 features (B, C8, 2h, 2w), its latent (B, D, h, w))."""
-        enc = self.tok.encoder
-        h = enc.body[:self.enc_split](enc.stem(x))
-        return h, enc.out(enc.body[self.enc_split:](h))
+        """(the f16 encoder's f8 features (B, C8, 2h, 2w), its latent (B, D, h, w)); a large picture goes
+        through the encoder in patches, as the f16 tokenizer's own."""
+        enc, f = self.tok.encoder, self.tok.cfg.downsample
+        h, w = x.shape[2] // f, x.shape[3] // f
+        features = _in_patches(lambda ys, xs: enc.body[:self.enc_split](enc.stem(x[(..., *_at(ys, xs, f))])), h, w, 2)
+        return features, _in_patches(lambda ys, xs: enc.out(enc.body[self.enc_split:](features[(..., *_at(ys, xs, 2))])),
+                                     h, w, 1)
 
     def fine_latent(self, features: torch.Tensor, x: torch.Tensor,
                     z_coarse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,8 +115,16 @@ class Hierarchy(nn.Module):
     def fine_indices(self, features: torch.Tensor, x: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
         """The nearest fine codes (B, fine depth, 2h, 2w), depth by depth, for a picture x with the
         encoder's f8 features, over the coarse indices (B, coarse_levels, h, w) it is stored with."""
-        z_fine, _ = self.fine_latent(features, x, self.tok.quantizer.lookup(coarse))
-        return self.fine.quantizer.quantize(z_fine)[0]
+        f = self.tok.cfg.downsample
+
+        def latent_part(ys: slice, xs: slice) -> torch.Tensor:
+            z_coarse = self.tok.quantizer.lookup(coarse[..., ys, xs])
+            return self.fine_latent(features[(..., *_at(ys, xs, 2))], x[(..., *_at(ys, xs, f))], z_coarse)[0]
+
+        z_fine = _in_patches(latent_part, *coarse.shape[2:], 2)
+        band = 2 * tokenizer_module.CNN_PATCH  # rows at a time: the distance matrix to the codebook stays small
+        return torch.cat([self.fine.quantizer.quantize(z_fine[:, :, y:y + band])[0]
+                          for y in range(0, z_fine.shape[2], band)], 2)
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,9 +136,40 @@ class Hierarchy(nn.Module):
 
     @torch.no_grad()
     def decode_indices(self, coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
-        """(coarse (B, coarse_levels, h, w), fine indices of the first depths (B, q, 2h, 2w)) -> picture."""
-        z_fine = self.fine.quantizer.lookup(fine) if fine.shape[1] else None
-        return self.decode(self.tok.quantizer.lookup(coarse), z_fine)
+        """(coarse (B, coarse_levels, h, w), fine indices of the first depths (B, q, 2h, 2w)) -> picture,
+        in patches where the grid is large."""
+        def decode_part(ys: slice, xs: slice) -> torch.Tensor:
+            z_fine = self.fine.quantizer.lookup(fine[(..., *_at(ys, xs, 2))]) if fine.shape[1] else None
+            return self.decode(self.tok.quantizer.lookup(coarse[..., ys, xs]), z_fine)
+
+        return _in_patches(decode_part, *coarse.shape[2:], self.tok.cfg.downsample)
+
+
+def grow_synthesis(model: Hierarchy, blocks: int) -> Hierarchy:
+    """The hierarchy with `blocks` ResBlocks in its fine synthesis, sharing model's tokenizer: the added
+    blocks follow the existing ones and start as identities (their last convolution at zero), so the
+    pictures do not change until they train."""
+    have = model.fine.cfg.synthesis_blocks
+    if blocks < have:
+        raise ValueError(f"the synthesis has {have} ResBlocks already; it can only grow")
+    grown = Hierarchy(model.tok, replace(model.fine.cfg, synthesis_blocks=blocks))
+    moved = {}
+    for key, value in model.fine.state_dict().items():
+        part = key.split(".")
+        if part[0] == "synthesis" and int(part[1]) > have:  # the layers after the blocks move down
+            part[1] = str(int(part[1]) + blocks - have)
+        moved[".".join(part)] = value
+    missing = grown.fine.load_state_dict(moved, strict=False).missing_keys
+    assert all(k.split(".")[1] in {str(i) for i in range(have + 1, blocks + 1)} for k in missing), missing
+    for block in grown.fine.synthesis[have + 1:blocks + 1]:
+        nn.init.zeros_(block.conv2.weight)
+        nn.init.zeros_(block.conv2.bias)
+    return grown.to(model.fine.quantizer.codebooks.device)
+
+
+def _at(ys: slice, xs: slice, scale: int) -> tuple[slice, slice]:
+    """Token-grid rows and columns -> those of a map with `scale` positions per token along a side."""
+    return slice(ys.start * scale, ys.stop * scale), slice(xs.start * scale, xs.stop * scale)
 
 
 def _fine_layout(layout: dict) -> dict:

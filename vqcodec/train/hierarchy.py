@@ -16,7 +16,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..families import config_dict, read_tokenizer
-from ..hierarchy import FineConfig, Hierarchy, read_hierarchy
+from ..hierarchy import FineConfig, Hierarchy, grow_synthesis, read_hierarchy
 from ..metrics import load_lpips
 from .data import CropDataset
 from .state import has_state, read_record, save_state
@@ -45,6 +45,7 @@ class HierarchyTrainConfig:
     crop: int = 128
     save_every: int = 100
     held_out_every: int = 20     # the tokenizer run's rule: the scored pictures are never trained on
+    synthesis_blocks: int = 0    # grow the fine synthesis to this many ResBlocks (hierarchy.grow_synthesis); 0: keep
     seed: int = 0
     device: str = "cpu"
     quiet: bool = False
@@ -67,12 +68,16 @@ class Budget:
 
 def start_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = None) -> tuple[Hierarchy, dict]:
     """The state's hierarchy and record, or a new hierarchy (fine_cfg or the default layout) over the
-    frozen tokenizer, with an empty record."""
+    frozen tokenizer, with an empty record; its synthesis grown to cfg.synthesis_blocks if given."""
     if has_state(Path(cfg.state)):
-        return read_hierarchy(cfg.state)
+        model, record = read_hierarchy(cfg.state)
+        return (grow_synthesis(model, cfg.synthesis_blocks) if cfg.synthesis_blocks else model), record
     if not cfg.tokenizer:
         raise ValueError(f"{cfg.state} holds no hierarchy state: give the f16 tokenizer a new one starts from")
-    return Hierarchy(read_tokenizer(Path(cfg.tokenizer))[0], fine_cfg or FineConfig()), {}
+    fine_cfg = fine_cfg or FineConfig()
+    if cfg.synthesis_blocks:
+        fine_cfg = replace(fine_cfg, synthesis_blocks=cfg.synthesis_blocks)
+    return Hierarchy(read_tokenizer(Path(cfg.tokenizer))[0], fine_cfg), {}
 
 
 @torch.no_grad()
