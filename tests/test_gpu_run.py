@@ -17,6 +17,22 @@ ROOT = Path(__file__).parent.parent
 TINY = TokenizerConfig(channels=(8, 16), unshuffle=2, code_dim=4, codebook_size=16, depth=2)
 
 
+def crop_kit(tmp_path, side: int):
+    """A kit whose crop pack holds two side x side regions."""
+    kit = tmp_path / "kit"
+    (kit / "crops").mkdir(parents=True)
+    write_pack(kit / "crops" / "crops-00.npz", [jpeg_bytes(getattr(skdata, n)()[:side, :side]) for n in ("rocket", "cat")])
+    return kit
+
+
+def gpu_run(out, *args):
+    """eval/gpu/gpu_run.sh OUT --device cpu ARGS..., its output captured."""
+    return subprocess.run(["bash", str(ROOT / "eval" / "gpu" / "gpu_run.sh"), str(out), "--device", "cpu", *args],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TQDM_DISABLE": "1",
+                               "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+
+
 def test_crop_packs_serve_their_regions(tmp_path):
     regions = [skdata.astronaut()[:64, :64], skdata.coffee()[:64, :64]]
     write_pack(tmp_path / "crops-00.npz", [jpeg_bytes(r, 95) for r in regions])
@@ -35,18 +51,12 @@ def test_the_gpu_script_resumes_a_state_on_the_cpu_and_leaves_one_that_resumes(t
     state = tmp_path / "state"
     train_tokenizer(TokenizerTrainConfig(data=str(folder), out="", state=str(state), steps=10 ** 6, batch=2, crop=32,
                                          lpips_weight=0.0, disc_start=10 ** 6, stop_after=2, eval_every=0), TINY)
-    kit = tmp_path / "kit"
-    (kit / "crops").mkdir(parents=True)
-    write_pack(kit / "crops" / "crops-00.npz", [jpeg_bytes(getattr(skdata, n)()[:48, :48]) for n in ("rocket", "cat")])
+    kit = crop_kit(tmp_path, 48)
     steps = []
     for k in range(2):
         out = tmp_path / f"out{k}"
-        result = subprocess.run(["bash", str(ROOT / "eval" / "gpu" / "gpu_run.sh"), str(out), "--device", "cpu",
-                                 "--minutes", "0.7", "--state", str(state), "--kit", str(kit), "--batch", "2",
-                                 "--anneal", "0.1"],
-                                capture_output=True, text=True, timeout=300,
-                                env={**os.environ, "TQDM_DISABLE": "1",
-                                     "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+        result = gpu_run(out, "--minutes", "0.7", "--state", str(state), "--kit", str(kit), "--batch", "2",
+                         "--anneal", "0.1")
         assert result.returncode == 0, result.stderr[-3000:]
         files = [p for p in (out / "state").iterdir()]
         assert len(files) <= 8 and all(p.stat().st_size <= 16 * 2 ** 20 for p in files)
@@ -75,17 +85,11 @@ def test_the_gpu_script_trains_a_hierarchys_state_on_the_cpu_and_leaves_one_that
     state = tmp_path / "state"
     save_state(state, {"model": model.tok, "fine": model.fine}, {"step": 3, "model": config_dict(TINY),
                                                                  "fine": fine.to_dict()})
-    kit = tmp_path / "kit"
-    (kit / "crops").mkdir(parents=True)
-    write_pack(kit / "crops" / "crops-00.npz", [jpeg_bytes(getattr(skdata, n)()[:128, :128]) for n in ("rocket", "cat")])
+    kit = crop_kit(tmp_path, 128)
     steps = []
     for k in range(2):
         out = tmp_path / f"out{k}"
-        result = subprocess.run(["bash", str(ROOT / "eval" / "gpu" / "gpu_run.sh"), str(out), "--device", "cpu",
-                                 "--minutes", "0.6", "--state", str(state), "--kit", str(kit), "--batch", "2"],
-                                capture_output=True, text=True, timeout=300,
-                                env={**os.environ, "TQDM_DISABLE": "1",
-                                     "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+        result = gpu_run(out, "--minutes", "0.6", "--state", str(state), "--kit", str(kit), "--batch", "2")
         assert result.returncode == 0, result.stderr[-3000:]
         record = json.loads((out / "state" / "state.json").read_text())
         assert record["fine"] == fine.to_dict() and record["stretches"][-1]["args"]["batch"] == "2"
