@@ -664,6 +664,43 @@ def test_a_hierarchy_trains_its_fine_side_over_a_frozen_tokenizer_and_lives_on_i
     assert read_hierarchy(tmp_path / "state")[0].fine.cfg.synthesis_blocks == 2
 
 
+def test_a_hierarchys_fine_side_moves_onto_another_tokenizer_of_its_layout(image_folder, tmp_path):
+    """A rebase: the state's frozen tokenizer becomes the one given (a shipped model's, say), its fine side and
+    history carry on, and a tokenizer of another layout is refused before anything is written."""
+    from vqcodec.families import config_dict, read_tokenizer
+    from vqcodec.hierarchy import FineConfig, read_hierarchy
+    from vqcodec.tokenizer import Tokenizer
+    from vqcodec.train.hierarchy import HierarchyTrainConfig, train_hierarchy
+    from vqcodec.train.state import save_state
+
+    tokenizer_run(image_folder, tmp_path / "a", steps=2)
+    tokenizer_run(image_folder, tmp_path / "b", steps=4)
+    fine = FineConfig(dim=4, depth=2, codebook_size=8, width=8, coarse_levels=2)
+    cfg = HierarchyTrainConfig(data=(str(image_folder),), state=str(tmp_path / "state"), tokenizer=str(tmp_path / "a"),
+                               minutes=0.02, batch=2, crop=32, save_every=1, held_out_every=0, quiet=True)
+    first = train_hierarchy(cfg, fine)
+    before = read_hierarchy(tmp_path / "state")[0]
+    tok_a, tok_b = read_tokenizer(tmp_path / "a")[0], read_tokenizer(tmp_path / "b")[0]
+    assert not torch.equal(tok_a.decoder.body[0].weight, tok_b.decoder.body[0].weight)
+
+    other = Tokenizer(TokenizerConfig(channels=(8, 16), unshuffle=2, code_dim=4, codebook_size=16, depth=3))
+    save_state(tmp_path / "other", {"model": other}, {"step": 1, "model": config_dict(other.cfg)})
+    with pytest.raises(ValueError, match="laid out"):
+        train_hierarchy(replace(cfg, tokenizer=str(tmp_path / "other")), fine)
+    assert read_hierarchy(tmp_path / "state")[1]["step"] == first["step"]
+
+    moved = train_hierarchy(replace(cfg, tokenizer=str(tmp_path / "b")), fine)
+    assert moved["step"] > first["step"] and moved["ancestor"]["state"] == str(tmp_path / "b")
+    assert [s["args"]["tokenizer"] for s in moved["stretches"]] == [str(tmp_path / "a"), str(tmp_path / "b")]
+    model = read_hierarchy(tmp_path / "state")[0]
+    for k, v in tok_b.state_dict().items():  # the new tokenizer, frozen (the state keeps it in fp16)
+        np.testing.assert_allclose(model.tok.state_dict()[k].numpy(), v.numpy(), atol=1e-3, rtol=1e-3, err_msg=k)
+    # the fine side went on from where it was (a few warm-up steps away), not from a new start
+    for k, v in before.fine.state_dict().items():
+        np.testing.assert_allclose(model.fine.state_dict()[k].numpy(), v.numpy(), atol=1e-2, err_msg=k)
+    assert not torch.equal(model.fine.read.weight, before.fine.read.weight)
+
+
 def test_a_fine_prior_trains_on_a_hierarchys_grids_and_lives_on_in_its_lasting_state(tmp_path):
     from vqcodec.train.fineprior import main as train_fine_prior
     from vqcodec.train.state import read_record

@@ -716,7 +716,8 @@ def export_cmd(run: str, dst: str, default_quality: int, reads_files_of: str | N
               help="The hierarchy's lasting state (e.g. eval/runs/vqgan-f16-f8): resumed when it exists (a warm "
                    "restart), rewritten every 100 steps and at the end.")
 @click.option("--tokenizer", type=click.Path(exists=True, file_okay=False), default=None,
-              help="A new state's f16 tokenizer, frozen under the fine side: a model folder or a lasting state.")
+              help="A new state's f16 tokenizer, frozen under the fine side, or one an existing state moves onto "
+                   "(of the same layout; the fine side carries over): a model folder or a lasting state.")
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
               help="The stretch's budget, over which the learning rate falls along a cosine: CPU minutes of "
                    "this process on a CPU, wall minutes on a GPU.")

@@ -27,7 +27,7 @@ from ..families import config_dict, read_tokenizer
 from ..hierarchy import FineConfig, Hierarchy, grow_synthesis, read_hierarchy
 from ..metrics import load_lpips
 from .data import CropDataset
-from .state import has_state, read_record, save_state
+from .state import has_state, save_state
 from .tokenizer import DeadCodeRestarter, kmeans_codebooks
 
 LOG_EVERY = 10  # steps between the state's log lines
@@ -37,7 +37,8 @@ LOG_EVERY = 10  # steps between the state's log lines
 class HierarchyTrainConfig:
     data: tuple[str, ...]        # training folders (each keeps its own held-out pictures) or crop packs
     state: str                   # the lasting state: resumed when it exists, rewritten every save_every steps
-    tokenizer: str = ""          # a new state's frozen f16 tokenizer (a model folder or a lasting state)
+    tokenizer: str = ""          # a new state's frozen f16 tokenizer, or one a state moves onto (a model
+                                 # folder or a lasting state)
     minutes: float = 60.0        # the stretch's budget: CPU minutes of this process on a CPU, wall on a GPU
     lr: float = 2e-4
     unquantized_share: float = 0.2  # of a new state's first stretch, before its codebooks start
@@ -68,9 +69,18 @@ class Budget:
 
 def start_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = None) -> tuple[Hierarchy, dict]:
     """The state's hierarchy and record, or a new hierarchy (fine_cfg or the default layout) over the
-    frozen tokenizer, with an empty record; its synthesis grown to cfg.synthesis_blocks if given."""
+    frozen tokenizer, with an empty record; its synthesis grown to cfg.synthesis_blocks if given.
+
+    A state given a tokenizer moves onto it (a rebase): its fine side carries over to another tokenizer of
+    the same layout, such as a shipped model's, whose grids, prior and files the hierarchy then shares."""
     if has_state(Path(cfg.state)):
         model, record = read_hierarchy(cfg.state)
+        if cfg.tokenizer:
+            tok = read_tokenizer(Path(cfg.tokenizer))[0]
+            if config_dict(tok.cfg) != config_dict(model.tok.cfg):
+                raise ValueError(f"{cfg.tokenizer} holds a tokenizer laid out as {config_dict(tok.cfg)}; the fine "
+                                 f"side of {cfg.state} was trained over one laid out as {config_dict(model.tok.cfg)}")
+            model.tok = tok
         return (grow_synthesis(model, cfg.synthesis_blocks) if cfg.synthesis_blocks else model), record
     if not cfg.tokenizer:
         raise ValueError(f"{cfg.state} holds no hierarchy state: give the f16 tokenizer a new one starts from")
@@ -131,10 +141,11 @@ def train_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = Non
     restarter = DeadCodeRestarter(quantizer.depth, quantizer.codebooks.shape[1], quantizer.codebooks.shape[2]).to(cfg.device)
     before = {"step": record.get("step", 0), "train_pixels": record.get("train_pixels", 0),
               "cpu_seconds": record.get("cpu_seconds", 0.0)}
-    base = read_record(Path(cfg.tokenizer)) if cfg.tokenizer and has_state(Path(cfg.tokenizer)) else {}
-    ancestor = record.get("ancestor") or {"state": cfg.tokenizer, "step": base.get("step"),
-                                          "train_pixels": base.get("train_pixels"),
-                                          "cpu_seconds": base.get("cpu_seconds")}
+    ancestor = record.get("ancestor")
+    if cfg.tokenizer or not ancestor:  # a new state's tokenizer, or the one it moves onto
+        base = read_tokenizer(Path(cfg.tokenizer))[1] if cfg.tokenizer else {}
+        ancestor = {"state": cfg.tokenizer, "step": base.get("step", base.get("tokenizer_steps")),
+                    "train_pixels": base.get("train_pixels"), "cpu_seconds": base.get("cpu_seconds")}
     budget, step, log, quantized = Budget(cfg.minutes, cfg.device), 0, [], bool(record)
     bar = tqdm(desc="hierarchy", unit="step", file=sys.stderr, disable=cfg.quiet)
 
