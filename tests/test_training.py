@@ -701,6 +701,47 @@ def test_a_hierarchys_fine_side_moves_onto_another_tokenizer_of_its_layout(image
     assert not torch.equal(model.fine.read.weight, before.fine.read.weight)
 
 
+def test_a_hierarchy_over_a_shipped_models_tokenizer_names_it_instead_of_carrying_it(image_folder, tmp_path,
+                                                                                       monkeypatch):
+    """The state holds the fine side only and reads the shipped tokenizer back, checked by its SHA-256: a
+    changed or missing model is an error that says so, never another tokenizer."""
+    from safetensors.torch import save_file
+    from vqcodec import families
+    from vqcodec.families import config_dict
+    from vqcodec.hierarchy import FineConfig, read_hierarchy
+    from vqcodec.tokenizer import Tokenizer
+    from vqcodec.train.hierarchy import HierarchyTrainConfig, train_hierarchy
+
+    monkeypatch.setattr(families, "WEIGHTS_DIR", tmp_path / "weights")
+    shipped = tmp_path / "weights" / "tiny-v1"
+    shipped.mkdir(parents=True)
+    torch.manual_seed(1)
+    tok = Tokenizer(TINY)
+    save_file({k: v.half().contiguous() for k, v in tok.state_dict().items()}, str(shipped / "tokenizer.safetensors"))
+    (shipped / "config.json").write_text(json.dumps({"tokenizer": config_dict(TINY)}))
+    cfg = HierarchyTrainConfig(data=(str(image_folder),), state=str(tmp_path / "state"), tokenizer=str(shipped),
+                               minutes=0.02, batch=2, crop=32, save_every=1, held_out_every=0, quiet=True)
+    fine = FineConfig(dim=4, depth=2, codebook_size=8, width=8, coarse_levels=2)
+    first = train_hierarchy(cfg, fine)
+    assert first["frozen_tokenizer"]["model"] == "tiny-v1"
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["fine.safetensors", "state.json"]
+    again = train_hierarchy(replace(cfg, tokenizer=""), fine)  # resumed: still named, still not carried
+    assert again["frozen_tokenizer"] == first["frozen_tokenizer"] and again["step"] > first["step"]
+    assert not (tmp_path / "state" / "model.safetensors").exists()
+    model, _ = read_hierarchy(tmp_path / "state")
+    for k, v in tok.state_dict().items():
+        np.testing.assert_allclose(model.tok.state_dict()[k].numpy(), v.half().float().numpy(), err_msg=k)
+
+    weights = load_file(str(shipped / "tokenizer.safetensors"))
+    weights["quantizer.codebooks"] = weights["quantizer.codebooks"] + 1
+    save_file(weights, str(shipped / "tokenizer.safetensors"))
+    with pytest.raises(ValueError, match="tiny-v1's tokenizer with SHA-256"):
+        read_hierarchy(tmp_path / "state")
+    (shipped / "tokenizer.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="does not ship"):
+        read_hierarchy(tmp_path / "state")
+
+
 def test_a_fine_prior_trains_on_a_hierarchys_grids_and_lives_on_in_its_lasting_state(tmp_path):
     from vqcodec.train.fineprior import main as train_fine_prior
     from vqcodec.train.state import read_record

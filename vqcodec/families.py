@@ -11,10 +11,12 @@ Adding a family: one module with its tokenizer and config classes, and one line 
 A tokenizer lives in three kinds of folder, all read by `read_tokenizer`: a model folder (config.json +
 tokenizer.safetensors, what ships), a training run's exact checkpoint (tokenizer_ckpt.json +
 .safetensors, its modules' weights under "model."), and a run's lasting state (state.json +
-model*.safetensors, eval/runs/NAME).
+model*.safetensors, eval/runs/NAME). A state whose tokenizer is frozen and a shipped model's names that
+model instead ("frozen_tokenizer": its name and the SHA-256 of its tokenizer file), so the state stays small.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -28,6 +30,7 @@ FAMILIES: dict[str, tuple[type[torch.nn.Module], type]] = {
 }
 DEFAULT_FAMILY = "vqgan"
 
+WEIGHTS_DIR = Path(__file__).parent / "weights"  # the shipped models' folders
 MODEL_CONFIG, MODEL_TOKENIZER = "config.json", "tokenizer.safetensors"
 RUN_CHECKPOINT = "tokenizer_ckpt"
 STATE_RECORD = "state.json"
@@ -61,6 +64,31 @@ def config_dict(cfg) -> dict:
     return cfg.to_dict() if family == DEFAULT_FAMILY else {"family": family, **cfg.to_dict()}
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def shipped_tokenizer(folder: str | Path) -> dict | None:
+    """How a state names the tokenizer of `folder` when that is a shipped model's folder (its name and the
+    SHA-256 of its tokenizer file); None for any other folder."""
+    folder = Path(folder).resolve()
+    if folder.parent != WEIGHTS_DIR.resolve() or not (folder / MODEL_CONFIG).is_file():
+        return None
+    return {"model": folder.name, "sha256": _sha256(folder / MODEL_TOKENIZER)}
+
+
+def _shipped_tokenizer_file(state: Path, named: dict) -> Path:
+    """The tokenizer file of the shipped model a state names, checked against the state's SHA-256."""
+    path = WEIGHTS_DIR / named["model"] / MODEL_TOKENIZER
+    if not path.is_file():
+        raise FileNotFoundError(f"{state} trains over the tokenizer of model {named['model']}, which this "
+                                "vqcodec does not ship: use the vqcodec the state was trained with")
+    if _sha256(path) != named["sha256"]:
+        raise ValueError(f"{state} trains over model {named['model']}'s tokenizer with SHA-256 "
+                         f"{named['sha256'][:16]}…, but this vqcodec ships one with {_sha256(path)[:16]}…")
+    return path
+
+
 def _sources(folder: Path) -> tuple[dict, dict, Path, str]:
     """(tokenizer config, the folder's record, its weights file (a lasting state: the state's folder, whose
     record lists the files), prefix of the tokenizer's keys in the weights)."""
@@ -72,6 +100,8 @@ def _sources(folder: Path) -> tuple[dict, dict, Path, str]:
         return record["model"], record, folder / f"{RUN_CHECKPOINT}.safetensors", "model."
     if (folder / STATE_RECORD).is_file():
         record = json.loads((folder / STATE_RECORD).read_text())
+        if "frozen_tokenizer" in record:
+            return record["model"], record, _shipped_tokenizer_file(folder, record["frozen_tokenizer"]), ""
         return record["model"], record, folder, ""
     raise FileNotFoundError(f"{folder} holds no tokenizer: neither a model folder's {MODEL_CONFIG}, a run's "
                             f"{RUN_CHECKPOINT}.json nor a lasting state's {STATE_RECORD}")

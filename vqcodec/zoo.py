@@ -19,14 +19,13 @@ from safetensors.torch import load_file, save_file
 
 from .defaults import DEFAULT_MODEL
 from .hierarchy import FineCoder, FineConfig, Hierarchy
-from .families import MODEL_CONFIG, MODEL_TOKENIZER, config_dict, read_tokenizer
+from .families import MODEL_CONFIG, MODEL_TOKENIZER, WEIGHTS_DIR, config_dict, read_tokenizer
 from .fineprior import FinePriorConfig
 from .intfineprior import IntFinePrior
 from .intprior import IntPrior
 from .prior import PriorConfig
 from .tokenizer import Tokenizer
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
 CONFIG, TOKENIZER_WEIGHTS, PRIOR_WEIGHTS = FILES = (MODEL_CONFIG, MODEL_TOKENIZER, "prior_int8.safetensors")
 FINE_WEIGHTS, FINE_PRIOR_WEIGHTS = FINE_FILES = ("fine.safetensors", "fine_prior_int8.safetensors")
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..families import config_dict, read_tokenizer
+from ..families import config_dict, read_tokenizer, shipped_tokenizer
 from ..hierarchy import FineConfig, Hierarchy, grow_synthesis, read_hierarchy
 from ..metrics import load_lpips
 from .data import CropDataset
@@ -72,7 +72,8 @@ def start_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = Non
     frozen tokenizer, with an empty record; its synthesis grown to cfg.synthesis_blocks if given.
 
     A state given a tokenizer moves onto it (a rebase): its fine side carries over to another tokenizer of
-    the same layout, such as a shipped model's, whose grids, prior and files the hierarchy then shares."""
+    the same layout, such as a shipped model's, whose grids, prior and files the hierarchy then shares (and
+    which the state then names instead of carrying, families.shipped_tokenizer)."""
     if has_state(Path(cfg.state)):
         model, record = read_hierarchy(cfg.state)
         if cfg.tokenizer:
@@ -146,6 +147,9 @@ def train_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = Non
         base = read_tokenizer(Path(cfg.tokenizer))[1] if cfg.tokenizer else {}
         ancestor = {"state": cfg.tokenizer, "step": base.get("step", base.get("tokenizer_steps")),
                     "train_pixels": base.get("train_pixels"), "cpu_seconds": base.get("cpu_seconds")}
+    # a shipped model's tokenizer is named, not carried: the state stays within what a commit may hold
+    frozen = shipped_tokenizer(cfg.tokenizer) if cfg.tokenizer else record.get("frozen_tokenizer")
+    modules = {"fine": model.fine} if frozen else {"model": model.tok, "fine": model.fine}
     budget, step, log, quantized = Budget(cfg.minutes, cfg.device), 0, [], bool(record)
     bar = tqdm(desc="hierarchy", unit="step", file=sys.stderr, disable=cfg.quiet)
 
@@ -153,12 +157,13 @@ def train_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = Non
         written = {"step": before["step"] + step,
                    "train_pixels": before["train_pixels"] + step * cfg.batch * cfg.crop ** 2,
                    "cpu_seconds": round(before["cpu_seconds"] + budget.used(), 1), "ancestor": ancestor,
+                   **({"frozen_tokenizer": frozen} if frozen else {}),
                    "model": config_dict(model.tok.cfg), "fine": model.fine.cfg.to_dict(),
                    "stretches": record.get("stretches", []) + [
                        {"from_step": before["step"], "to_step": before["step"] + step,
                         "args": {k: str(v) for k, v in asdict(cfg).items()}}],
                    "log": record.get("log", []) + log}
-        save_state(Path(cfg.state), {"model": model.tok, "fine": model.fine}, written)
+        save_state(Path(cfg.state), modules, written)
         return written
 
     written = record
