@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from vqcodec.cli import main
+from vqcodec.defaults import DEFAULT_MODEL, shipped_levels
 
 
 @pytest.fixture
@@ -117,7 +118,7 @@ def test_bad_quality_is_one_line(tmp_path, photo_png):
     assert_clean_failure(run("compress", photo_png, tmp_path / "x.vqc", "--quality", 99))
     r = run("compress", photo_png, tmp_path / "x.vqc", "--quality", 0)
     assert_clean_failure(r)
-    assert "levels are whole numbers from 1 (vqc-v6: 1 to 6)" in r.output
+    assert f"levels are whole numbers from 1 ({DEFAULT_MODEL}: 1 to {shipped_levels()[1]})" in r.output
     assert not (tmp_path / "x.vqc").exists()
 
 

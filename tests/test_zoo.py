@@ -5,7 +5,8 @@ import shutil
 import pytest
 
 import vqcodec
-from vqcodec.zoo import CONFIG, DEFAULT_MODEL, FILES, MODELS, PRIOR_WEIGHTS, find_model_by_id, model_identity
+from vqcodec.defaults import shipped_levels
+from vqcodec.zoo import CONFIG, DEFAULT_MODEL, FILES, MODELS, PRIOR_WEIGHTS, find_model_by_id, load_model, model_identity
 
 
 @pytest.fixture
@@ -86,3 +87,15 @@ def test_a_device_beside_a_loaded_model_is_refused_not_ignored(model, small_phot
     assert vqcodec.compress(small_photo, model=model, device=model.device.type) == vqcodec.compress(small_photo,
                                                                                                     model=model)
     assert vqcodec.zoo.resolve_model(model, torch.device(model.device.type)) is model
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_the_levels_the_help_names_are_the_models_levels(name):
+    """The command line names a model's levels from its config alone (no torch): they must be the ones the
+    loaded model accepts, a hierarchy's fine levels included."""
+    default, top = shipped_levels(name)
+    model = load_model(name)
+    assert (default, top) == (model.default_quality, model.levels)
+    model.check_quality(top)
+    with pytest.raises(ValueError):
+        model.check_quality(top + 1)

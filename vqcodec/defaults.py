@@ -10,4 +10,6 @@ def shipped_levels(name: str = DEFAULT_MODEL) -> tuple[int, int]:
     from pathlib import Path
 
     config = json.loads((Path(__file__).parent / "weights" / name / "config.json").read_text())
-    return config.get("default_quality", 1), config["tokenizer"]["depth"]
+    fine = config.get("fine")  # a hierarchy's levels: its coarse ones, then one per fine depth
+    top = fine["coarse_levels"] + fine["depth"] if fine else config["tokenizer"]["depth"]
+    return config.get("default_quality", 1), top
