@@ -6,7 +6,10 @@ import pytest
 
 import vqcodec
 from vqcodec.defaults import shipped_levels
-from vqcodec.zoo import CONFIG, DEFAULT_MODEL, FILES, MODELS, PRIOR_WEIGHTS, find_model_by_id, load_model, model_identity
+from vqcodec import families
+from vqcodec.families import model_file
+from vqcodec.zoo import (CONFIG, DEFAULT_MODEL, FILES, MODELS, PRIOR_WEIGHTS, find_model_by_id, load_model,
+                         model_files, model_identity, share_files)
 
 
 @pytest.fixture
@@ -42,8 +45,7 @@ def test_a_damaged_model_folder_is_a_clear_one_line_error(shipped_copy, damage):
         cfg["tokenizer"]["code_dim"] //= 2
         (shipped_copy / CONFIG).write_text(json.dumps(cfg))
     else:
-        weights = shipped_copy / PRIOR_WEIGHTS
-        weights.write_bytes(weights.read_bytes()[:1000])
+        (shipped_copy / PRIOR_WEIGHTS).write_bytes(model_file(shipped_copy, PRIOR_WEIGHTS).read_bytes()[:1000])
     with pytest.raises(vqcodec.ModelNotFound, match=r"'copy' .* cannot be read .*export it again") as e:
         vqcodec.load_model(shipped_copy)
     assert "\n" not in str(e.value) and len(str(e.value)) < 400
@@ -57,6 +59,31 @@ def test_a_model_is_its_files(model, shipped_copy):
         with open(changed / name, "ab") as f:
             f.write(b" ")
         assert model_identity(changed) != model.model_id, name
+
+
+def test_a_model_that_shares_files_with_a_shipped_one_is_the_same_model(model, small_photo, tmp_path, monkeypatch):
+    weights = tmp_path / "weights"
+    monkeypatch.setattr(families, "WEIGHTS_DIR", weights)
+    whole = weights / "whole"  # the default model with every file of its own
+    whole.mkdir(parents=True)
+    for name in model_files(MODELS[DEFAULT_MODEL]):
+        shutil.copyfile(model_file(MODELS[DEFAULT_MODEL], name), whole / name)
+    monkeypatch.setitem(MODELS, "whole", whole)
+    sharing = tmp_path / "sharing"
+    shutil.copytree(whole, sharing)
+
+    assert share_files(sharing, "whole") == [name for name in sorted(model_files(whole)) if name != CONFIG]
+    assert sorted(p.name for p in sharing.iterdir()) == sorted([CONFIG, families.SHARED_FILES])
+    assert model_identity(sharing) == model.identity
+    assert vqcodec.compress(small_photo, model=load_model(sharing)) == vqcodec.compress(small_photo, model=model)
+
+    with open(whole / PRIOR_WEIGHTS, "ab") as f:  # the shipped copy changes under it
+        f.write(b" ")
+    with pytest.raises(vqcodec.ModelNotFound, match="shares prior_int8.safetensors with model whole, whose copy has changed"):
+        load_model(sharing)
+    shutil.rmtree(whole)
+    with pytest.raises(vqcodec.ModelNotFound, match="shares .* with whole, which this vqcodec does not ship"):
+        load_model(sharing)
 
 
 def test_a_model_folder_rewritten_in_place_is_loaded_anew(shipped_copy):

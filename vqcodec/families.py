@@ -13,6 +13,8 @@ tokenizer.safetensors, what ships), a training run's exact checkpoint (tokenizer
 .safetensors, its modules' weights under "model."), and a run's lasting state (state.json +
 model*.safetensors, eval/runs/NAME). A state whose tokenizer is frozen and a shipped model's names that
 model instead ("frozen_tokenizer": its name and the SHA-256 of its tokenizer file), so the state stays small.
+A model folder, too, may leave out files that a shipped model's folder holds byte for byte: its
+shared_files.json names, for each, that model and the file's SHA-256 (`model_file` finds them).
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ DEFAULT_FAMILY = "vqgan"
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"  # the shipped models' folders
 MODEL_CONFIG, MODEL_TOKENIZER = "config.json", "tokenizer.safetensors"
+SHARED_FILES = "shared_files.json"  # a model folder's files that a shipped model's folder holds for it
 RUN_CHECKPOINT = "tokenizer_ckpt"
 STATE_RECORD = "state.json"
 
@@ -68,18 +71,38 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def shared_files(folder: Path) -> dict[str, dict]:
+    """The files a model folder shares with shipped models: file name -> {"model": name, "sha256": hex}."""
+    path = Path(folder) / SHARED_FILES
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def model_file(folder: Path, name: str) -> Path:
+    """Where a model folder's file `name` lies: in the folder, or in the folder of the shipped model it
+    shares that file with (whose copy the model's identity checks against the recorded SHA-256)."""
+    folder = Path(folder)
+    shared = shared_files(folder).get(name)
+    if shared is None or (folder / name).is_file():
+        return folder / name
+    path = WEIGHTS_DIR / shared["model"] / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} shares {name} with model {shared['model']}, which this vqcodec does "
+                                "not ship with that file: reinstall vqcodec")
+    return path
+
+
 def shipped_tokenizer(folder: str | Path) -> dict | None:
     """How a state names the tokenizer of `folder` when that is a shipped model's folder (its name and the
     SHA-256 of its tokenizer file); None for any other folder."""
     folder = Path(folder).resolve()
     if folder.parent != WEIGHTS_DIR.resolve() or not (folder / MODEL_CONFIG).is_file():
         return None
-    return {"model": folder.name, "sha256": _sha256(folder / MODEL_TOKENIZER)}
+    return {"model": folder.name, "sha256": _sha256(model_file(folder, MODEL_TOKENIZER))}
 
 
 def _shipped_tokenizer_file(state: Path, named: dict) -> Path:
     """The tokenizer file of the shipped model a state names, checked against the state's SHA-256."""
-    path = WEIGHTS_DIR / named["model"] / MODEL_TOKENIZER
+    path = model_file(WEIGHTS_DIR / named["model"], MODEL_TOKENIZER)
     if not path.is_file():
         raise FileNotFoundError(f"{state} trains over the tokenizer of model {named['model']}, which this "
                                 "vqcodec does not ship: use the vqcodec the state was trained with")
@@ -94,7 +117,7 @@ def _sources(folder: Path) -> tuple[dict, dict, Path, str]:
     record lists the files), prefix of the tokenizer's keys in the weights)."""
     if (folder / MODEL_CONFIG).is_file():
         record = json.loads((folder / MODEL_CONFIG).read_text())
-        return record["tokenizer"], record, folder / MODEL_TOKENIZER, ""
+        return record["tokenizer"], record, model_file(folder, MODEL_TOKENIZER), ""
     if (folder / f"{RUN_CHECKPOINT}.json").is_file():
         record = json.loads((folder / f"{RUN_CHECKPOINT}.json").read_text())
         return record["model"], record, folder / f"{RUN_CHECKPOINT}.safetensors", "model."

@@ -4,7 +4,9 @@ three files. A hierarchy (config.json "fine", hierarchy.py) adds fine.safetensor
 and fine_prior_int8.safetensors (its grid's integer prior, intfineprior.py), and its identity covers
 them too. A model may also read the files of earlier models whose codebooks and prior it shares
 (config.json "reads_files_of", checked by the export): only its decoder differs, so their token grids
-decode exactly and are drawn by its decoder."""
+decode exactly and are drawn by its decoder. A folder may leave out files that a shipped model's folder
+holds byte for byte, naming that model in shared_files.json (families.model_file): its identity is the
+same as with its own copies, and the package carries each file once."""
 from __future__ import annotations
 
 import hashlib
@@ -19,7 +21,8 @@ from safetensors.torch import load_file, save_file
 
 from .defaults import DEFAULT_MODEL
 from .hierarchy import FineCoder, FineConfig, Hierarchy
-from .families import MODEL_CONFIG, MODEL_TOKENIZER, WEIGHTS_DIR, config_dict, read_tokenizer
+from .families import (MODEL_CONFIG, MODEL_TOKENIZER, SHARED_FILES, WEIGHTS_DIR, config_dict, model_file,
+                       read_tokenizer, shared_files)
 from .fineprior import FinePriorConfig
 from .intfineprior import IntFinePrior
 from .intprior import IntPrior
@@ -126,19 +129,34 @@ def model_files(folder: Path) -> tuple[str, ...]:
     return FILES + FINE_FILES if isinstance(config, dict) and "fine" in config else FILES
 
 
+def _missing_files(folder: Path) -> list[str]:
+    """The model's files that neither its folder nor the shipped model it shares them with holds."""
+    def present(name: str) -> bool:
+        try:
+            return model_file(folder, name).is_file()
+        except FileNotFoundError:
+            return False
+    return [name for name in model_files(folder) if not present(name)]
+
+
 _identities: dict[tuple, tuple[bytes, frozenset[bytes]]] = {}
 
 
 def _identity_and_reads(folder: Path) -> tuple[bytes, frozenset[bytes]]:
     """SHA-256 over the model's files and the ids of the models whose files it reads,
     remembered while the files are unchanged (decoding looks them up for every file)."""
-    files = model_files(folder)
-    stats = tuple((folder / name).stat() for name in files)
-    key = (str(Path(folder).resolve()), *((st.st_size, st.st_mtime_ns) for st in stats))
+    paths = [model_file(folder, name) for name in model_files(folder)]
+    stats = tuple(path.stat() for path in paths)
+    key = (str(Path(folder).resolve()), *((str(path), st.st_size, st.st_mtime_ns) for path, st in zip(paths, stats)))
     if key not in _identities:
-        h = hashlib.sha256()
-        for name in files:
-            h.update((folder / name).read_bytes())
+        h, shared = hashlib.sha256(), shared_files(folder)
+        for path in paths:
+            data = path.read_bytes()
+            expected = shared.get(path.name, {}).get("sha256") if path.parent != Path(folder) else None
+            if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+                raise ValueError(f"{folder} shares {path.name} with model {shared[path.name]['model']}, whose "
+                                 "copy has changed since: reinstall vqcodec")
+            h.update(data)
         reads = json.loads((folder / CONFIG).read_text()).get("reads_files_of", {})
         _identities[key] = h.digest(), frozenset(bytes.fromhex(k) for k in reads)
     return _identities[key]
@@ -153,10 +171,14 @@ def _resolve(name: str | Path | None) -> tuple[str, Path]:
     name = DEFAULT_MODEL if name is None else name
     shipped = str(name) in MODELS
     label, folder = (str(name), MODELS[str(name)]) if shipped else (Path(name).name, Path(name))
-    missing = [f for f in model_files(folder) if not (folder / f).is_file()]
+    missing = _missing_files(folder)
     if missing and shipped:
         raise ModelNotFound(f"the shipped model '{name}' lacks {', '.join(missing)} in {folder}: "
                             "the installation is incomplete (reinstall vqcodec)")
+    elsewhere = sorted({shared_files(folder)[f]["model"] for f in missing if f in shared_files(folder)})
+    if missing and elsewhere:
+        raise ModelNotFound(f"model '{label}' in {folder} shares {', '.join(missing)} with {', '.join(elsewhere)}, "
+                            "which this vqcodec does not ship: use the vqcodec it was made with")
     if missing:
         raise ModelNotFound(f"no model '{name}': give one of {', '.join(MODELS)} or a folder with {', '.join(FILES)}")
     return label, folder
@@ -184,13 +206,13 @@ def load_model(name: str | Path | None = None, device: str = "cpu") -> Model:
 def _read_model(label: str, folder: Path) -> Model:
     tokenizer, cfg = read_tokenizer(folder)
     tokenizer.eval().requires_grad_(False)
-    prior = IntPrior(PriorConfig.from_dict(cfg["prior"]), load_file(str(folder / PRIOR_WEIGHTS)))
+    prior = IntPrior(PriorConfig.from_dict(cfg["prior"]), load_file(str(model_file(folder, PRIOR_WEIGHTS))))
     reads = {bytes.fromhex(k): v for k, v in cfg.get("reads_files_of", {}).items()}
     hierarchy = fine_prior = None
     if "fine" in cfg:
         hierarchy = Hierarchy(tokenizer, FineConfig.from_dict(cfg["fine"])).eval().requires_grad_(False)
-        hierarchy.fine.load_state_dict({k: v.float() for k, v in load_file(str(folder / FINE_WEIGHTS)).items()})
-        fine_prior = IntFinePrior(FinePriorConfig.from_dict(cfg["fine_prior"]), load_file(str(folder / FINE_PRIOR_WEIGHTS)))
+        hierarchy.fine.load_state_dict({k: v.float() for k, v in load_file(str(model_file(folder, FINE_WEIGHTS))).items()})
+        fine_prior = IntFinePrior(FinePriorConfig.from_dict(cfg["fine_prior"]), load_file(str(model_file(folder, FINE_PRIOR_WEIGHTS))))
     return Model(label, tokenizer, prior, model_identity(folder), cfg.get("default_quality", 1), reads, hierarchy,
                  fine_prior)
 
@@ -215,12 +237,33 @@ def _same_device(asked: torch.device, actual: torch.device) -> bool:
 def find_model_by_id(model_id: bytes) -> str | None:
     """The shipped model whose identity starts with model_id or that reads that model's files, if any."""
     for name, folder in MODELS.items():
-        if not all((folder / f).is_file() for f in model_files(folder)):
+        if _missing_files(folder):
             continue
         identity, reads = _identity_and_reads(folder)
         if identity[:4] == model_id or model_id in reads:
             return name
     return None
+
+
+def share_files(folder: Path, shipped: str) -> list[str]:
+    """Leave out of a model folder the files that the shipped model `shipped` holds byte for byte, naming
+    that model for them in shared_files.json instead; returns their names. The identity stays the same."""
+    folder, identity = Path(folder), model_identity(Path(folder))
+    if shipped not in MODELS or shared_files(MODELS[shipped]):
+        raise ValueError(f"{shipped} is not a shipped model that holds all of its own files")
+    shared = shared_files(folder)
+    for name in model_files(folder):
+        mine, theirs = folder / name, MODELS[shipped] / name
+        if name == CONFIG or not (mine.is_file() and theirs.is_file()):
+            continue
+        data = mine.read_bytes()
+        if data == theirs.read_bytes():
+            shared[name] = {"model": shipped, "sha256": hashlib.sha256(data).hexdigest()}
+    (folder / SHARED_FILES).write_text(json.dumps(shared, indent=1, sort_keys=True) + "\n")
+    for name in shared:
+        (folder / name).unlink(missing_ok=True)
+    assert model_identity(folder) == identity
+    return sorted(shared)
 
 
 def export_model(folder: Path, tokenizer: Tokenizer, prior_cfg: PriorConfig, prior_tensors: dict[str, torch.Tensor],

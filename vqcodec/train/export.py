@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from ..families import config_dict, read_tokenizer
+from ..families import config_dict, model_file, read_tokenizer
 from ..fineprior import FinePrior, FinePriorConfig
 from ..hierarchy import read_hierarchy
 from ..prior import PriorConfig, PriorModel
@@ -40,8 +40,8 @@ def files_it_reads(earlier: Path, tokenizer: Tokenizer, prior_cfg: PriorConfig,
     """The "reads_files_of" entry of a model that keeps the codebooks and integer prior of the model
     folder `earlier` (and so decodes its files and those it reads exactly); raises otherwise."""
     cfg = json.loads((earlier / CONFIG).read_text())
-    old_prior = load_file(str(earlier / PRIOR_WEIGHTS))
-    old_codebooks = load_file(str(earlier / TOKENIZER_WEIGHTS))["quantizer.codebooks"]
+    old_prior = load_file(str(model_file(earlier, PRIOR_WEIGHTS)))
+    old_codebooks = load_file(str(model_file(earlier, TOKENIZER_WEIGHTS)))["quantizer.codebooks"]
     same = (_grids_of(cfg["tokenizer"]) == _grids_of(_as_json(config_dict(tokenizer.cfg)))
             and cfg["prior"] == _as_json(prior_cfg.to_dict())
             and old_prior.keys() == prior_tensors.keys()
@@ -91,12 +91,12 @@ def export_decoder(earlier: Path, tokenizer_from: Path, dst: Path) -> bytes:
     tokenizer, tok_meta = read_tokenizer(tokenizer_from)
     if _grids_of(cfg["tokenizer"]) != _grids_of(_as_json(config_dict(tokenizer.cfg))):
         raise ValueError(f"the tokenizer of {tokenizer_from} is not laid out as {earlier}'s")
-    shipped, trained = load_file(str(earlier / TOKENIZER_WEIGHTS)), tokenizer.state_dict()
+    shipped, trained = load_file(str(model_file(earlier, TOKENIZER_WEIGHTS))), tokenizer.state_dict()
     moved = [k for k in shipped if not k.startswith("decoder.") and not torch.equal(shipped[k], trained[k].half())]
     if moved:
         raise ValueError(f"{tokenizer_from} is not a decoder-only run of {earlier}: {len(moved)} encoder or "
                          f"codebook tensors differ (the first: {moved[0]}), so its token grids are not the prior's")
-    prior_cfg, prior_tensors = PriorConfig.from_dict(cfg["prior"]), load_file(str(earlier / PRIOR_WEIGHTS))
+    prior_cfg, prior_tensors = PriorConfig.from_dict(cfg["prior"]), load_file(str(model_file(earlier, PRIOR_WEIGHTS)))
     extra = {k: v for k, v in cfg.items() if k not in ("tokenizer", "prior")}
     extra.update(tokenizer_steps=tok_meta["step"],
                  reads_files_of=files_it_reads(earlier, tokenizer, prior_cfg, prior_tensors))
@@ -129,5 +129,5 @@ def export_hierarchy(hierarchy: Path, coarse_model: Path, fine_prior: Path, dst:
              "fine_steps": record["step"], "coarse_prior_from": coarse_model.name,
              "fine_prior_steps": prior_record["step"],
              "calibration_tiles": CALIBRATION_TILES // 4}
-    return export_model(dst, model.tok, PriorConfig.from_dict(cfg["prior"]), load_file(str(coarse_model / PRIOR_WEIGHTS)),
+    return export_model(dst, model.tok, PriorConfig.from_dict(cfg["prior"]), load_file(str(model_file(coarse_model, PRIOR_WEIGHTS))),
                         extra, model.fine, (prior.cfg, quantize_fine_prior(prior.eval(), coarse, fine)))
