@@ -9,7 +9,8 @@ import torch
 from safetensors.torch import save_file
 
 import vqcodec
-from vqcodec.families import FAMILIES, UnknownFamily, build_tokenizer, config_dict, read_tokenizer
+from vqcodec.families import (FAMILIES, UnknownFamily, build_tokenizer, config_dict, read_tokenizer,
+                              read_tokenizer_record)
 from vqcodec.tokenizer import Tokenizer, TokenizerConfig
 from vqcodec.zoo import CONFIG, DEFAULT_MODEL, MODELS, WEIGHTS_DIR
 
@@ -50,6 +51,7 @@ def test_model_folders_run_checkpoints_and_lasting_states_read_the_same(tmp_path
     for folder, step in (("model", None), ("run", 7), ("state", 9)):
         read, record = read_tokenizer(tmp_path / folder)
         assert read.cfg == TINY and record.get("step") == step
+        assert read_tokenizer_record(tmp_path / folder) == record
         for k, v in read.state_dict().items():
             torch.testing.assert_close(v.half().float(), expected[k], msg=f"{folder}: {k}")
     with pytest.raises(FileNotFoundError, match="holds no tokenizer"):

@@ -143,6 +143,11 @@ def read_tokenizer_config(folder: str | Path):
     return tokenizer_config(_sources(Path(folder))[0])
 
 
+def read_tokenizer_record(folder: str | Path) -> dict:
+    """The record of the folder a tokenizer lives in (as read_tokenizer returns it), without its weights."""
+    return _sources(Path(folder))[1]
+
+
 def read_tokenizer(folder: str | Path) -> tuple[torch.nn.Module, dict]:
     """The tokenizer a folder holds, in float32 and training mode, and the folder's record (config.json,
     the checkpoint's or the state's JSON: its step, training config, ...). A run folder's exact checkpoint

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..families import config_dict, read_tokenizer, shipped_tokenizer
+from ..families import config_dict, read_tokenizer, read_tokenizer_record, shipped_tokenizer
 from ..hierarchy import FineConfig, Hierarchy, grow_synthesis, read_hierarchy
 from ..metrics import load_lpips
 from .data import CropDataset
@@ -144,7 +144,7 @@ def train_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = Non
               "cpu_seconds": record.get("cpu_seconds", 0.0)}
     ancestor = record.get("ancestor")
     if cfg.tokenizer or not ancestor:  # a new state's tokenizer, or the one it moves onto
-        base = read_tokenizer(Path(cfg.tokenizer))[1] if cfg.tokenizer else {}
+        base = read_tokenizer_record(cfg.tokenizer) if cfg.tokenizer else {}
         ancestor = {"state": cfg.tokenizer, "step": base.get("step", base.get("tokenizer_steps")),
                     "train_pixels": base.get("train_pixels"), "cpu_seconds": base.get("cpu_seconds")}
     # a shipped model's tokenizer is named, not carried: the state stays within what a commit may hold
