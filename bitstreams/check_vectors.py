@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 import vqcodec
-from vqcodec.codec import decode_grid, detokenize
+from vqcodec.codec import as_given, decode_grid, detokenize
 from vqcodec.bench import machine_description
 from vqcodec.exact import int8_gemm_available
 from vqcodec.intprior import IntPrior
@@ -52,7 +52,8 @@ def main() -> int:
             data = (VECTORS / entry["file"]).read_bytes()
             header, grid, _ = decode_grid(data, model, device)
             same_grid = hashlib.sha256(np.ascontiguousarray(grid.indices, dtype="<u2").tobytes()).hexdigest() == entry["grid_sha256"]
-            pixels = np.asarray(detokenize(grid, header.width, header.height, model, device)).astype(int)
+            picture = as_given(detokenize(grid, header.width, header.height, model, device), header.grey)  # decompress's
+            pixels = np.asarray(picture.convert("RGB")).astype(int)
             reference = np.asarray(Image.open(VECTORS / entry["pixels_png"]).convert("RGB")).astype(int)
             diff = int(np.abs(pixels - reference).max())
             cells.append(f"{'grid ok' if same_grid else 'GRID DIFFERS'}, pixels ±{diff}")
