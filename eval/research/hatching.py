@@ -71,8 +71,8 @@ def main() -> None:
     lines = [f"# Hatching at the 16-pixel grid ({args.images}, {len(rows)} pictures)", "",
              "Power on the luma spectrum's lines of a 16-pixel period and its harmonics against the lines "
              "beside them, decoded over original (1: as much as the original; issue 36's target at level 2: "
-             f"<= 1.3, median). `python eval/research/hatching.py {args.images} --levels "
-             f"{' '.join(map(str, args.levels))}`", "", "| | median | max |", "|---|---|---|"]
+             f"<= 1.3, median). `python eval/research/hatching.py {args.images} --model {model.name} --levels "
+             f"{' '.join(map(str, args.levels))} --out {args.out}`", "", "| | median | max |", "|---|---|---|"]
     lines += [f"| {c} | {summary[c]['median']:.2f} | {summary[c]['max']:.2f} |" for c in columns]
     (args.out / "hatching.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
