@@ -634,9 +634,9 @@ def tiny_hierarchy_run(tmp_path):
 
 
 def test_a_hierarchy_trains_its_fine_side_over_a_frozen_tokenizer_and_lives_on_in_its_lasting_state(image_folder,
-                                                                                                        tmp_path):
+                                                                                                        tmp_path, capfd):
     """A new state starts from a tokenizer and resumes from the state alone on another machine, its codebooks
-    training on; the tokenizer's weights never move."""
+    training on; the tokenizer's weights never move. Quiet, it prints nothing."""
     from vqcodec.families import read_tokenizer
     from vqcodec.hierarchy import FineConfig, read_hierarchy
     from vqcodec.train.hierarchy import HierarchyTrainConfig, train_hierarchy
@@ -647,7 +647,9 @@ def test_a_hierarchy_trains_its_fine_side_over_a_frozen_tokenizer_and_lives_on_i
                                minutes=0.02, batch=2, crop=32, save_every=1, held_out_every=0, quiet=True)
     with pytest.raises(ValueError, match="holds no hierarchy state"):
         train_hierarchy(cfg, fine)
+    capfd.readouterr()
     first = train_hierarchy(replace(cfg, tokenizer=str(tmp_path / "run")), fine)
+    assert capfd.readouterr() == ("", "")
     assert first["step"] > 0 and first["train_pixels"] == first["step"] * 2 * 32 * 32
     assert first["fine"] == fine.to_dict() and first["ancestor"]["state"] == str(tmp_path / "run")
     model, _ = read_hierarchy(tmp_path / "state")

@@ -47,10 +47,11 @@ class CropDataset:
     """All images of one or more folders (`data`: folders joined by os.pathsep) as uint8 RGB arrays, read
     as the codec reads them (upright by their EXIF orientation), but the held-out ones (every
     held_out_every-th of each folder; 0: none); images smaller than a crop are upscaled. A folder with
-    crop packs (write_pack) serves the packs' regions instead."""
+    crop packs (write_pack) serves the packs' regions instead. quiet: no progress bar while reading."""
 
-    def __init__(self, data: str | os.PathLike, crop: int, seed: int = 0, held_out_every: int = 0):
-        self.crop = crop
+    def __init__(self, data: str | os.PathLike, crop: int, seed: int = 0, held_out_every: int = 0,
+                 quiet: bool = False):
+        self.crop, self.quiet = crop, quiet
         self.rng = np.random.default_rng(seed)
         self.images = [a for folder in folders(data) for a in self._read(folder, held_out_every)]
 
@@ -63,7 +64,7 @@ class CropDataset:
             return images
         images, crop = [], self.crop
         files = [p for k, p in enumerate(image_files(folder)) if not is_held_out(k, held_out_every)]
-        for path in tqdm(files, desc="loading images", leave=False):
+        for path in tqdm(files, desc="loading images", leave=False, disable=self.quiet):
             a = to_rgb(path, colour_manage=False)
             if min(a.shape[:2]) < crop:
                 im, s = Image.fromarray(a), crop / min(a.shape[:2])

@@ -137,7 +137,8 @@ def train_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = Non
     model.fine.train()
     opt = torch.optim.Adam(model.fine.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
     lpips_model = load_lpips().to(cfg.device)
-    data = CropDataset(os.pathsep.join(cfg.data), cfg.crop, seed=cfg.seed, held_out_every=cfg.held_out_every)
+    data = CropDataset(os.pathsep.join(cfg.data), cfg.crop, seed=cfg.seed, held_out_every=cfg.held_out_every,
+                       quiet=cfg.quiet)
     quantizer = model.fine.quantizer
     restarter = DeadCodeRestarter(quantizer.depth, quantizer.codebooks.shape[1], quantizer.codebooks.shape[2]).to(cfg.device)
     before = {"step": record.get("step", 0), "train_pixels": record.get("train_pixels", 0),
