@@ -89,3 +89,27 @@ def test_a_grown_synthesis_starts_with_the_same_picture_and_then_trains_its_new_
     assert FineConfig.from_dict(grown.fine.cfg.to_dict()) == grown.fine.cfg
     with pytest.raises(ValueError, match="only grow"):
         grow_synthesis(grown, 2)
+
+
+def test_a_grown_f4_stage_starts_with_the_same_picture_then_trains_and_is_kept_in_the_config():
+    from vqcodec.hierarchy import grow_refiner
+
+    model = tiny_hierarchy()
+    for p in model.fine.synthesis.parameters():  # a trained fine side
+        torch.nn.init.normal_(p, std=0.1)
+    coarse, fine = model.encode(picture())
+    grown = grow_refiner(model, 6)
+    assert grown.fine.cfg.refine_width == 6
+    assert torch.equal(grown.decode_indices(coarse, fine), model.decode_indices(coarse, fine))
+    z_coarse = grown.tok.quantizer.lookup(coarse)
+    z_fine = grown.fine.quantizer.lookup(fine).requires_grad_()
+    (grown.decode(z_coarse, z_fine) - picture()).abs().mean().backward()
+    assert grown.fine.refine.out[-1].weight.grad.abs().sum() > 0  # the stage learns from the first step
+    with torch.no_grad():
+        grown.fine.refine.out[-1].bias.add_(0.1)
+    assert not torch.equal(grown.decode_indices(coarse, fine), model.decode_indices(coarse, fine))
+    assert FineConfig.from_dict(grown.fine.cfg.to_dict()) == grown.fine.cfg
+    assert "refine_width" not in FineConfig().to_dict()  # configs without the stage keep their bytes
+    assert grow_refiner(grown, 6) is grown
+    with pytest.raises(ValueError, match="cannot be resized"):
+        grow_refiner(grown, 4)

@@ -664,6 +664,9 @@ def test_a_hierarchy_trains_its_fine_side_over_a_frozen_tokenizer_and_lives_on_i
     grown = train_hierarchy(replace(cfg, synthesis_blocks=2), fine)  # the synthesis grows in place
     assert grown["fine"]["synthesis_blocks"] == 2 and grown["step"] > again["step"]
     assert read_hierarchy(tmp_path / "state")[0].fine.cfg.synthesis_blocks == 2
+    refined = train_hierarchy(replace(cfg, refine_width=4), fine)  # and gains an f4 stage
+    assert refined["fine"]["refine_width"] == 4 and refined["fine"]["synthesis_blocks"] == 2
+    assert read_hierarchy(tmp_path / "state")[0].fine.refine is not None
 
 
 def test_a_hierarchys_fine_side_moves_onto_another_tokenizer_of_its_layout(image_folder, tmp_path):

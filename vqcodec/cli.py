@@ -727,9 +727,14 @@ def export_cmd(run: str, dst: str, default_quality: int, reads_files_of: str | N
 @click.option("--synthesis-blocks", type=click.IntRange(min=1), default=None,
               help="Grow the fine synthesis to this many ResBlocks; the added ones start as identities, so the "
                    "pictures start unchanged [default: as the state has it; 1 for a new state].")
+@click.option("--refine-width", type=click.IntRange(min=1), default=None,
+              help="Give the fine synthesis an f4 stage of this many channels, which corrects its 8x8 blocks "
+                   "across their edges; it starts at zero, so the pictures start unchanged [default: as the "
+                   "state has it; none for a new state].")
 @DEVICE
 @QUIET
-def train_hierarchy_cmd(data, state, tokenizer, minutes, lr, batch, seed, synthesis_blocks, device, quiet) -> None:
+def train_hierarchy_cmd(data, state, tokenizer, minutes, lr, batch, seed, synthesis_blocks, refine_width, device,
+                        quiet) -> None:
     """Train a hierarchy's fine side (an f8 grid over a frozen f16 tokenizer) on the pictures under DATA
     (folders, each keeping its every 20th picture out)."""
     from .train.hierarchy import HierarchyTrainConfig, train_hierarchy
@@ -738,6 +743,7 @@ def train_hierarchy_cmd(data, state, tokenizer, minutes, lr, batch, seed, synthe
         record = train_hierarchy(HierarchyTrainConfig(data=tuple(data), state=state, tokenizer=tokenizer or "",
                                                       minutes=minutes, lr=lr, batch=batch, seed=seed,
                                                       synthesis_blocks=synthesis_blocks or 0,
+                                                      refine_width=refine_width or 0,
                                                       device=check_device(device), quiet=quiet))
     except ValueError as e:
         raise click.ClickException(str(e)) from e

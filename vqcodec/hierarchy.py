@@ -4,7 +4,8 @@ The f16 tokenizer gives its picture from the codes of its first `coarse_levels` 
 codes what that picture misses on an f8 grid (four positions per f16 position): a small fine encoder
 reads the f16 encoder's f8 features and the picture's 8x8 blocks of both the original and the f16
 picture, and its latent goes through residual codebooks of its own. A small synthesis turns the fine
-codes back into 8x8 blocks of detail that are added to the f16 picture. The f16 tokenizer is frozen
+codes back into 8x8 blocks of detail that are added to the f16 picture (and, where the config asks for
+one, an f4 stage corrects those blocks across their edges). The f16 tokenizer is frozen
 under it: its grids, its prior and its files stay valid.
 
 Shapes: an image (B, 3, H, W) with H, W multiples of 16 has a coarse grid (B, coarse_levels, H/16, W/16)
@@ -32,19 +33,47 @@ class FineConfig:
     width: int = 128           # channels of the fine encoder and synthesis
     coarse_levels: int = 3     # f16 depths under every fine code
     synthesis_blocks: int = 1  # ResBlocks of the synthesis
+    refine_width: int = 0      # channels of the synthesis's f4 stage (BlockRefiner); 0: none
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The config as folders keep it: keys added later are left out at their default, so that the
+        configs written before them keep their bytes (and models their ids)."""
+        return {k: v for k, v in asdict(self).items() if k not in _LATER_KEYS or v != _LATER_KEYS[k]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "FineConfig":
         return cls(**d)
 
 
+_LATER_KEYS = {"refine_width": 0}
+
+
 def encoder_f8_stage(encoder: nn.Module) -> int:
     """Index in the encoder body of its last strided conv: the map just before it is at f8."""
     strided = [i for i, layer in enumerate(encoder.body) if isinstance(layer, nn.Conv2d) and layer.stride == (2, 2)]
     return strided[-1]
+
+
+class BlockRefiner(nn.Module):
+    """The synthesis's f4 stage: from the synthesis's features at f8 and the f16 picture, a correction at
+    4x4-pixel resolution, so that detail can cross the edges of the 8x8 blocks the synthesis draws. Its
+    last convolution starts at zero: a stage grown on a trained synthesis starts out changing nothing.
+    Features (B, width, 2h, 2w) and picture (B, 3, 16h, 16w) -> correction (B, 3, 16h, 16w)."""
+
+    def __init__(self, width: int, channels: int, f: int):
+        super().__init__()
+        self.f = f // 2                            # pixels per f4 position along a side
+        blocks = 3 * self.f ** 2
+        self.up = nn.Sequential(nn.Conv2d(width, 4 * channels, 1), nn.PixelShuffle(2))
+        self.read = nn.Conv2d(channels + blocks, channels, 3, padding=1)
+        self.block = ResBlock(channels, channels)
+        self.out = nn.Sequential(_norm(channels), nn.SiLU(), nn.Conv2d(channels, blocks, 1))
+        nn.init.zeros_(self.out[-1].weight)
+        nn.init.zeros_(self.out[-1].bias)
+
+    def forward(self, features: torch.Tensor, x_coarse: torch.Tensor) -> torch.Tensor:
+        h = self.read(torch.cat([self.up(features), F.pixel_unshuffle(x_coarse, self.f)], 1))
+        return F.pixel_shuffle(self.out(self.block(h)), self.f)
 
 
 class FineCoder(nn.Module):
@@ -65,6 +94,7 @@ class FineCoder(nn.Module):
                                        _norm(cfg.width), nn.SiLU(), nn.Conv2d(cfg.width, blocks, 1))
         nn.init.zeros_(self.synthesis[-1].weight)  # a new fine side starts out adding nothing
         nn.init.zeros_(self.synthesis[-1].bias)
+        self.refine = BlockRefiner(cfg.width, cfg.refine_width, self.f) if cfg.refine_width else None
 
     def latent(self, features: torch.Tensor, x: torch.Tensor, x_coarse: torch.Tensor) -> torch.Tensor:
         """f8 features (B, C8, 2h, 2w), picture (B, 3, 16h, 16w) and the f16 picture of the coarse codes
@@ -74,8 +104,9 @@ class FineCoder(nn.Module):
 
     def add_detail(self, z_fine: torch.Tensor, x_coarse: torch.Tensor) -> torch.Tensor:
         """The f16 picture (B, 3, 16h, 16w) plus the detail the fine latent (B, dim, 2h, 2w) says it misses."""
-        detail = self.synthesis(torch.cat([z_fine, F.pixel_unshuffle(x_coarse, self.f)], 1))
-        return x_coarse + F.pixel_shuffle(detail, self.f)
+        features = self.synthesis[:-1](torch.cat([z_fine, F.pixel_unshuffle(x_coarse, self.f)], 1))
+        x = x_coarse + F.pixel_shuffle(self.synthesis[-1](features), self.f)
+        return x if self.refine is None else x + self.refine(features, x_coarse)
 
 
 class Hierarchy(nn.Module):
@@ -164,6 +195,20 @@ def grow_synthesis(model: Hierarchy, blocks: int) -> Hierarchy:
     for block in grown.fine.synthesis[have + 1:blocks + 1]:
         nn.init.zeros_(block.conv2.weight)
         nn.init.zeros_(block.conv2.bias)
+    return grown.to(model.fine.quantizer.codebooks.device)
+
+
+def grow_refiner(model: Hierarchy, channels: int) -> Hierarchy:
+    """The hierarchy with an f4 stage of `channels` channels in its fine synthesis (BlockRefiner), sharing
+    model's tokenizer; the stage starts at zero, so the pictures do not change until it trains."""
+    have = model.fine.cfg.refine_width
+    if have == channels:
+        return model
+    if have:
+        raise ValueError(f"the synthesis has an f4 stage of {have} channels already; it cannot be resized")
+    grown = Hierarchy(model.tok, replace(model.fine.cfg, refine_width=channels))
+    missing = grown.fine.load_state_dict(model.fine.state_dict(), strict=False).missing_keys
+    assert all(k.startswith("refine.") for k in missing), missing
     return grown.to(model.fine.quantizer.codebooks.device)
 
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..families import config_dict, read_tokenizer, read_tokenizer_record, shipped_tokenizer
-from ..hierarchy import FineConfig, Hierarchy, grow_synthesis, read_hierarchy
+from ..hierarchy import FineConfig, Hierarchy, grow_refiner, grow_synthesis, read_hierarchy
 from ..metrics import load_lpips
 from .data import CropDataset
 from .state import has_state, save_state
@@ -47,6 +47,7 @@ class HierarchyTrainConfig:
     save_every: int = 100
     held_out_every: int = 20     # the tokenizer run's rule: the scored pictures are never trained on
     synthesis_blocks: int = 0    # grow the fine synthesis to this many ResBlocks (hierarchy.grow_synthesis); 0: keep
+    refine_width: int = 0        # give the fine synthesis an f4 stage of this many channels (grow_refiner); 0: keep
     seed: int = 0
     device: str = "cpu"
     quiet: bool = False
@@ -69,7 +70,8 @@ class Budget:
 
 def start_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = None) -> tuple[Hierarchy, dict]:
     """The state's hierarchy and record, or a new hierarchy (fine_cfg or the default layout) over the
-    frozen tokenizer, with an empty record; its synthesis grown to cfg.synthesis_blocks if given.
+    frozen tokenizer, with an empty record; its synthesis grown to cfg.synthesis_blocks and given an f4
+    stage of cfg.refine_width channels where those are given.
 
     A state given a tokenizer moves onto it (a rebase): its fine side carries over to another tokenizer of
     the same layout, such as a shipped model's, whose grids, prior and files the hierarchy then shares (and
@@ -82,12 +84,15 @@ def start_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = Non
                 raise ValueError(f"{cfg.tokenizer} holds a tokenizer laid out as {config_dict(tok.cfg)}; the fine "
                                  f"side of {cfg.state} was trained over one laid out as {config_dict(model.tok.cfg)}")
             model.tok = tok
-        return (grow_synthesis(model, cfg.synthesis_blocks) if cfg.synthesis_blocks else model), record
+        model = grow_synthesis(model, cfg.synthesis_blocks) if cfg.synthesis_blocks else model
+        return (grow_refiner(model, cfg.refine_width) if cfg.refine_width else model), record
     if not cfg.tokenizer:
         raise ValueError(f"{cfg.state} holds no hierarchy state: give the f16 tokenizer a new one starts from")
     fine_cfg = fine_cfg or FineConfig()
     if cfg.synthesis_blocks:
         fine_cfg = replace(fine_cfg, synthesis_blocks=cfg.synthesis_blocks)
+    if cfg.refine_width:
+        fine_cfg = replace(fine_cfg, refine_width=cfg.refine_width)
     return Hierarchy(read_tokenizer(Path(cfg.tokenizer))[0], fine_cfg), {}
 
 
