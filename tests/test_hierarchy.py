@@ -22,6 +22,14 @@ def picture(h: int = 16, w: int = 24) -> torch.Tensor:
     return torch.rand(1, 3, h, w) * 2 - 1
 
 
+def trained_fine_side() -> tuple[Hierarchy, torch.Tensor, torch.Tensor]:
+    """A hierarchy whose synthesis adds something (as a trained one does), and the grids of picture()."""
+    model = tiny_hierarchy()
+    for p in model.fine.synthesis.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    return (model, *model.encode(picture()))
+
+
 def test_the_fine_grid_has_four_positions_per_coarse_position_and_keeps_the_coarse_codes():
     model = tiny_hierarchy()
     x = picture()
@@ -75,10 +83,7 @@ def test_a_state_the_research_script_wrote_before_reads_as_the_same_hierarchy(tm
 def test_a_grown_synthesis_starts_with_the_same_picture_and_then_trains_its_new_blocks():
     from vqcodec.hierarchy import grow_synthesis
 
-    model = tiny_hierarchy()
-    for p in model.fine.synthesis.parameters():  # a trained fine side
-        torch.nn.init.normal_(p, std=0.1)
-    coarse, fine = model.encode(picture())
+    model, coarse, fine = trained_fine_side()
     grown = grow_synthesis(model, 3)
     assert grown.fine.cfg.synthesis_blocks == 3 and len(grown.fine.synthesis) == len(model.fine.synthesis) + 2
     assert torch.equal(grown.decode_indices(coarse, fine), model.decode_indices(coarse, fine))
@@ -94,10 +99,7 @@ def test_a_grown_synthesis_starts_with_the_same_picture_and_then_trains_its_new_
 def test_a_grown_f4_stage_starts_with_the_same_picture_then_trains_and_is_kept_in_the_config():
     from vqcodec.hierarchy import grow_refiner
 
-    model = tiny_hierarchy()
-    for p in model.fine.synthesis.parameters():  # a trained fine side
-        torch.nn.init.normal_(p, std=0.1)
-    coarse, fine = model.encode(picture())
+    model, coarse, fine = trained_fine_side()
     grown = grow_refiner(model, 6)
     assert grown.fine.cfg.refine_width == 6
     assert torch.equal(grown.decode_indices(coarse, fine), model.decode_indices(coarse, fine))
