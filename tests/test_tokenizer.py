@@ -2,9 +2,8 @@
 pixels that survive the networks' value range."""
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from vqcodec.tokenizer import UpsampleConv, to_pixels, to_unit_range
+from vqcodec.tokenizer import to_pixels, to_unit_range
 
 
 def test_every_8_bit_value_survives_the_unit_range():
@@ -36,11 +35,3 @@ def test_a_grid_decodes_to_a_picture_f_times_its_size(model, small_photo):
     assert picture.shape == x.shape
     assert picture.min() >= -1 and picture.max() <= 1
     assert np.abs(to_pixels(picture).numpy().astype(int) - to_pixels(x).numpy()).mean() < 40
-
-
-def test_the_fused_upsampling_convolution_is_upsampling_then_the_convolution():
-    torch.manual_seed(0)
-    conv = UpsampleConv(6, 5)
-    x = torch.randn(2, 6, 5, 7)  # odd sizes: every phase meets the zero border
-    expected = F.conv2d(F.interpolate(x, scale_factor=2, mode="nearest"), conv.weight, conv.bias, padding=1)
-    torch.testing.assert_close(conv(x), expected, rtol=0, atol=1e-5)

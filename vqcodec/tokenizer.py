@@ -1,7 +1,7 @@
 """VQ-GAN tokenizer: CNN encoder, residual codebook quantizer, CNN decoder.
 
 Layout after taming-transformers (ResBlocks with GroupNorm + SiLU, strided downsampling, nearest
-upsampling fused into the convolution after it, self-attention at the lowest resolution), sized for a CPU: a pixel-unshuffle stem keeps
+upsampling, self-attention at the lowest resolution), sized for a CPU: a pixel-unshuffle stem keeps
 the full-resolution work small. The quantizer is residual (RQ-VAE): depth d adds a code from its own
 codebook to the sum of the first d-1, so every prefix 1..depth decodes to a picture and the quality
 level of a file is the number of depths it carries.
@@ -92,37 +92,6 @@ class AttnBlock(nn.Module):
         return x + self.proj(h.transpose(-1, -2).reshape(B, C, H, W))
 
 
-class UpsampleConv(nn.Conv2d):
-    """A 3x3 convolution (padding 1) of its input upsampled 2x by repetition (nearest), computed at the
-    input's resolution: in each of the four phases of the output, the taps of the 3x3 kernel that fall on
-    the same input pixel are summed into a 2x2 kernel, so an output pixel costs 4 multiply-adds per input
-    channel instead of 9. The same function as nn.Upsample then this convolution, up to float rounding.
-    (B, C, H, W) -> (B, C_out, 2H, 2W)."""
-
-    def __init__(self, c_in: int, c_out: int):
-        super().__init__(c_in, c_out, 3, padding=1)
-
-    def phase_kernels(self) -> torch.Tensor:
-        """(4 C_out, C_in, 2, 2): output channel o of phase (a, b) at row 4o + 2a + b."""
-        def fold(w: torch.Tensor, dim: int) -> torch.Tensor:  # phase 0 reads (k0, k1 + k2), phase 1 (k0 + k1, k2)
-            k0, k1, k2 = w.unbind(dim)
-            return torch.stack([torch.stack([k0, k1 + k2], dim), torch.stack([k0 + k1, k2], dim)])
-        k = torch.stack([fold(rows, 3) for rows in fold(self.weight, 2)])      # (2a, 2b, C_out, C_in, 2, 2)
-        return k.permute(2, 0, 1, 3, 4, 5).flatten(0, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, _, H, W = x.shape
-        # Phase a of the output rows reads input rows (i - 1, i) for a = 0 and (i, i + 1) for a = 1: in
-        # the padded input, the 2x2 window starting at row i + a; likewise for the columns.
-        y = F.conv2d(F.pad(x, (1, 1, 1, 1)), self.phase_kernels(), self.bias.repeat_interleave(4))
-        y = y.view(B, self.out_channels, 2, 2, H + 1, W + 1)
-        out = x.new_empty(B, self.out_channels, 2 * H, 2 * W)
-        for a in range(2):
-            for b in range(2):
-                out[:, :, a::2, b::2] = y[:, :, a, b, a:a + H, b:b + W]
-        return out
-
-
 class Encoder(nn.Module):
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
@@ -155,9 +124,8 @@ class Decoder(nn.Module):
             layers.append(ResBlock(ch[i - 1] if i else ch[0], ch[i]))
             layers += [ResBlock(ch[i], ch[i]) for _ in range(blocks[i] - 1)]
             if i < len(ch) - 1:
-                # UpsampleConv upsamples itself; the Identity keeps the layers' indices, and so the
-                # weights' names, those of the nn.Upsample that stood there.
-                layers += [nn.Identity(), UpsampleConv(ch[i], ch[i])]
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"),
+                           nn.Conv2d(ch[i], ch[i], 3, padding=1)]
         layers += [_norm(ch[-1]), nn.SiLU()]
         self.body = nn.Sequential(*layers)
         # The last layer: the adaptive GAN weight is computed from gradients at its weight.
