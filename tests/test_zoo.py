@@ -63,11 +63,11 @@ def test_a_model_is_its_files(model, shipped_copy):
 
 def test_a_model_that_shares_files_with_a_shipped_one_is_the_same_model(model, small_photo, tmp_path, monkeypatch):
     weights = tmp_path / "weights"
-    monkeypatch.setattr(families, "WEIGHTS_DIR", weights)
     whole = weights / "whole"  # the default model with every file of its own
     whole.mkdir(parents=True)
     for name in model_files(MODELS[DEFAULT_MODEL]):
         shutil.copyfile(model_file(MODELS[DEFAULT_MODEL], name), whole / name)
+    monkeypatch.setattr(families, "WEIGHTS_DIR", weights)
     monkeypatch.setitem(MODELS, "whole", whole)
     sharing = tmp_path / "sharing"
     shutil.copytree(whole, sharing)
