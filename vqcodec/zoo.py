@@ -175,7 +175,8 @@ def _resolve(name: str | Path | None) -> tuple[str, Path]:
     if missing and shipped:
         raise ModelNotFound(f"the shipped model '{name}' lacks {', '.join(missing)} in {folder}: "
                             "the installation is incomplete (reinstall vqcodec)")
-    elsewhere = sorted({shared_files(folder)[f]["model"] for f in missing if f in shared_files(folder)})
+    shared = shared_files(folder)
+    elsewhere = sorted({shared[f]["model"] for f in missing if f in shared})
     if missing and elsewhere:
         raise ModelNotFound(f"model '{label}' in {folder} shares {', '.join(missing)} with {', '.join(elsewhere)}, "
                             "which this vqcodec does not ship: use the vqcodec it was made with")
