@@ -1,5 +1,6 @@
 """The integer prior gives the same frequencies, bit for bit, however it is evaluated: one parallel
-pass or position by position, one tile or a batch, one thread or two, int8 / float32 / float64 GEMMs.
+pass or position by position, one tile or a batch, one thread or two, int8 / float32 / float64 GEMMs,
+torch tensors or numpy arrays (the host twin the decoder walks on a CPU).
 (Across machines: tests/test_vectors.py decodes reference files to their recorded grids.)"""
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import torch
 from vqcodec.codec import tokenize
 from vqcodec.exact import int8_gemm_available
 from vqcodec.intprior import IntPrior
+from vqcodec.walk import as_numpy
 
 
 def tiles_of(grid: np.ndarray, shapes: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -23,13 +25,14 @@ def tiles_of(grid: np.ndarray, shapes: list[tuple[int, int]]) -> tuple[torch.Ten
 
 def step_by_step(prior: IntPrior, codes: torch.Tensor, lengths: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
     """Frequencies (B, T, q, K) the way the decoder computes them: one position at a time, KV-cached,
-    depth by depth."""
+    depth by depth, on the prior's kind of array."""
+    codes, lengths, widths = (prior.asarray(a.numpy()) for a in (codes, lengths, widths))
     B, T, q = codes.shape
     caches, out = prior.new_caches(), torch.zeros(B, T, q, prior.cfg.codebook_size, dtype=torch.long)
     for t in range(T):
-        state = prior.step(codes[:, t - 1] if t else None, torch.clamp(lengths - 1, max=t), widths, q, caches)
+        state = prior.step(codes[:, t - 1] if t else None, (lengths - 1).clip(max=t), widths, q, caches)
         for d in range(q):
-            out[:, t, d] = prior.frequencies(state, codes[:, t, :d], d)
+            out[:, t, d] = torch.from_numpy(as_numpy(prior.frequencies(state, codes[:, t, :d], d)))
     return out
 
 
@@ -53,6 +56,21 @@ def test_one_pass_equals_step_by_step_at_every_level(model, grid, quality):
     for b, n in enumerate(lengths.tolist()):  # positions past a tile's length are padding
         assert torch.equal(one_pass[b, :n], stepped[b, :n])
     assert one_pass.min() >= 1
+
+
+def test_the_host_twin_gives_the_same_frequencies_in_one_pass_and_step_by_step(model, tiles):
+    host = model.prior.on_host()
+    expected = model.prior.forward(*tiles)
+    one_pass = host.forward(*(t.numpy() for t in tiles))
+    assert isinstance(one_pass, np.ndarray) and np.array_equal(one_pass, expected.numpy())
+    stepped = step_by_step(host, *tiles)
+    for b, n in enumerate(tiles[1].tolist()):
+        assert torch.equal(stepped[b, :n], expected[b, :n])
+
+
+def test_the_host_twin_refuses_to_move(model):
+    with pytest.raises(ValueError, match="host"):
+        model.prior.on_host().to("cpu")
 
 
 def test_a_tile_alone_equals_the_tile_in_a_batch(model, tiles):

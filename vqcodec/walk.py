@@ -80,27 +80,33 @@ def walk_prior(prior: IntPrior, quality: int, h: int, w: int,
     """Visit every token in coding order, position by position. For each (position, depth) step of a
     tile group, `choose(frequencies)` gets the integer frequencies (n, K) (as float64) of the n tiles
     still active and returns their symbols (n,). Returns the grid (quality, h, w) they form."""
-    device = prior.device
+    if prior.device.type == "cpu":
+        prior = prior.on_host()  # small steps: numpy's per-operation overhead is torch's fraction
     grid = np.zeros((quality, h, w), np.int64)
     for group in tile_groups(h, w, prior.cfg.window):
-        tile_w = torch.tensor([t.width for t in group], device=device)
+        tile_w = prior.asarray(np.array([t.width for t in group]))
         lengths = np.array([t.positions for t in group])
-        last = torch.tensor(lengths - 1, device=device)
+        last = prior.asarray(lengths - 1)
         caches, prev = prior.new_caches(), None
         for t in range(int(lengths.max())):
             active = np.flatnonzero(lengths > t)
-            rows = torch.from_numpy(active).to(device)
+            rows = prior.asarray(active)
             # Finished tiles keep stepping (on their last position) so that the batch keeps its shape.
-            state = prior.step(prev, last.clamp(max=t), tile_w, quality, caches)[rows]   # (n, C)
-            codes = torch.zeros(len(group), quality, dtype=torch.long, device=device)
+            state = prior.step(prev, last.clip(max=t), tile_w, quality, caches)[rows]     # (n, C)
+            codes = prior.asarray(np.zeros((len(group), quality), np.int64))
             for d in range(quality):
                 freqs = prior.frequencies(state, codes[rows, :d], d)                   # (n, K)
-                codes[rows, d] = torch.from_numpy(choose(freqs.cpu().double().numpy())).to(device)
-            c = codes.cpu().numpy()
+                codes[rows, d] = prior.asarray(choose(as_numpy(freqs).astype(np.float64)))
+            c = as_numpy(codes)
             for b in active:
                 grid[(slice(None), *group[b].raster(t))] = c[b]
             prev = codes
     return grid
+
+
+def as_numpy(a: np.ndarray | torch.Tensor) -> np.ndarray:
+    """An array of either kind as a numpy array (copied off a GPU)."""
+    return a if isinstance(a, np.ndarray) else a.cpu().numpy()
 
 
 @torch.inference_mode()
