@@ -1,6 +1,7 @@
 """Scoring a finer grid for the upper levels (vqcodec/hierarchy.py: VQ-VAE-2's two-level hierarchy as a
 residual coder on top of the f16 tokenizer) on each folder's held-out pictures: every f16 level, level 3
-with each fine depth, and both unquantized, with PSNR / MS-SSIM / LPIPS, a bpp estimate and crops.
+with each fine depth, and both unquantized, with PSNR / MS-SSIM / LPIPS, the hatching at the f16 grid's
+period (hatching.py's measure, median over the pictures), a bpp estimate and crops.
 
 Training is `vqcodec train hierarchy` (vqcodec/train/hierarchy.py); the probes of
 eval/results/research/f8_probes.md were scratch folders of this script's earlier training mode, which it
@@ -22,6 +23,7 @@ from PIL import Image, ImageDraw
 from safetensors.torch import load_file
 from tqdm import tqdm
 
+from hatching import grid_ratio  # eval/research/hatching.py, beside this script
 from vqcodec.families import read_tokenizer
 from vqcodec.metrics import load_lpips, ms_ssim, psnr
 from vqcodec.hierarchy import FineConfig, Hierarchy, read_hierarchy
@@ -95,9 +97,10 @@ def score(args) -> None:
             pics, fidx = reconstructions(model, rgb)
             fine_indices.append(fidx)
             x = to_unit_range(torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None])
+            reference = grid_ratio(rgb)
             for k, out in pics.items():
                 lp = lpips_model(x, to_unit_range(torch.from_numpy(out).permute(2, 0, 1)[None])).item()
-                rows.setdefault(k, []).append((psnr(rgb, out), ms_ssim(rgb, out), lp))
+                rows.setdefault(k, []).append((psnr(rgb, out), ms_ssim(rgb, out), lp, grid_ratio(out) / reference))
             if n == 0:
                 crops.append((rgb, pics))
         K = model.fine.quantizer.codebooks.shape[1]
@@ -109,6 +112,7 @@ def score(args) -> None:
             "rows": {k: {"psnr": round(float(np.mean([v[0] for v in vals])), 3),
                          "ms_ssim": round(float(np.mean([v[1] for v in vals])), 4),
                          "lpips": round(float(np.mean([v[2] for v in vals])), 4),
+                         "hatching": round(float(np.median([v[3] for v in vals])), 3),
                          "bpp_estimate": bpp.get(k)}
                      for k, vals in rows.items()}}
     args.score.parent.mkdir(parents=True, exist_ok=True)
@@ -122,13 +126,15 @@ def markdown(results: dict) -> str:
     out = [f"f8 probe after {results['steps']} steps, {results['cpu_seconds']} CPU-s. PSNR dB / MS-SSIM / LPIPS "
            "on each folder's held-out pictures; bpp estimates: f16 depths at vqc-v6's prior's held-out bits per "
            "index, f8 depths at their indices' empirical entropy (no context; f8_context_bits.py gives a "
-           "context model's).\n"]
+           "context model's); hatching: power at the 16-pixel grid's period over the original's (hatching.py; "
+           "1 is none), median.\n"]
     for name, f in results["folders"].items():
         out.append(f"\n**{name}** ({f['images']} pictures; fine bits per index {f['fine_bits_per_index']})\n\n"
-                   "| setting | PSNR / MS-SSIM / LPIPS | bpp estimate |\n|---|---|---|")
+                   "| setting | PSNR / MS-SSIM / LPIPS | hatching | bpp estimate |\n|---|---|---|---|")
         for k, r in f["rows"].items():
             bpp = "" if r["bpp_estimate"] is None else f"{r['bpp_estimate']:.3f}"
-            out.append(f"| {k} | {r['psnr']:.2f} / {r['ms_ssim']:.4f} / {r['lpips']:.4f} | {bpp} |")
+            hatching = f"{r['hatching']:.2f}" if "hatching" in r else ""
+            out.append(f"| {k} | {r['psnr']:.2f} / {r['ms_ssim']:.4f} / {r['lpips']:.4f} | {hatching} | {bpp} |")
     return "\n".join(out) + "\n"
 
 
