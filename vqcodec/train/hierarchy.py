@@ -109,16 +109,31 @@ def start_codebooks(model: Hierarchy, data: CropDataset, batches: int = 8) -> No
     kmeans_codebooks(model.fine.quantizer, torch.cat(zs))
 
 
-def fine_step(model: Hierarchy, x: torch.Tensor, quantized: bool, lpips_model: torch.nn.Module,
+@dataclass
+class FrozenPass:
+    """A batch of crops and what the frozen f16 side makes of them: most of a step's compute."""
+    x: torch.Tensor         # crops (B, 3, H, W)
+    features: torch.Tensor  # the f16 encoder's f8 features (B, C8, H/8, W/8)
+    z_coarse: torch.Tensor  # the sum of the first coarse_levels codes (B, D, H/16, W/16)
+    x_coarse: torch.Tensor  # the f16 decoder's picture of z_coarse (B, 3, H, W)
+
+
+@torch.no_grad()
+def frozen_pass(model: Hierarchy, x: torch.Tensor) -> FrozenPass:
+    features, z = model.coarse(x)
+    codes = model.tok.quantizer.quantize(z)[1]                               # (B, depth, dim, h, w)
+    z_coarse = codes[:, :model.fine.cfg.coarse_levels].sum(1)
+    return FrozenPass(x, features, z_coarse, model.tok.decoder(z_coarse))
+
+
+def fine_step(model: Hierarchy, crops: FrozenPass, quantized: bool, lpips_model: torch.nn.Module,
               restarter: DeadCodeRestarter) -> tuple[torch.Tensor, dict[str, float]]:
-    """The loss of one batch of crops x (B, 3, crop, crop), each at a random fine depth."""
-    with torch.no_grad():
-        features, z = model.coarse(x)
-        codes = model.tok.quantizer.quantize(z)[1]                           # (B, depth, dim, h, w)
+    """The loss of one batch of crops, each at a random fine depth."""
+    x = crops.x
     depth = model.fine.quantizer.depth
     fine_depth = torch.randint(1, depth + 1, (len(x),), device=x.device)
-    z_coarse = codes[:, :model.fine.cfg.coarse_levels].sum(1)
-    z_fine, x_coarse = model.fine_latent(features, x, z_coarse)              # (B, dim, 2h, 2w), (B, 3, H, W)
+    z_coarse, x_coarse = crops.z_coarse, crops.x_coarse
+    z_fine = model.fine.latent(crops.features, x, x_coarse)                  # (B, dim, 2h, 2w)
     vq_loss = torch.zeros((), device=x.device)
     if quantized:
         indices, fine_codes, residuals = model.fine.quantizer.quantize(z_fine)
@@ -180,7 +195,8 @@ def train_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = Non
         lr = cfg.lr * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * budget.share()))
         for group in opt.param_groups:
             group["lr"] = lr
-        loss, parts = fine_step(model, data.batch(cfg.batch).to(cfg.device), quantized, lpips_model, restarter)
+        loss, parts = fine_step(model, frozen_pass(model, data.batch(cfg.batch).to(cfg.device)), quantized,
+                                lpips_model, restarter)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
