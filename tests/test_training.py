@@ -669,6 +669,30 @@ def test_a_hierarchy_trains_its_fine_side_over_a_frozen_tokenizer_and_lives_on_i
     assert read_hierarchy(tmp_path / "state")[0].fine.refine is not None
 
 
+def test_a_hierarchy_reusing_batches_trains_each_at_most_reuse_steps_and_draws_one_per_reuse_steps(
+        image_folder, tmp_path, monkeypatch):
+    """With reuse N the frozen f16 pass (most of a step) is made for one batch every N steps, and no batch
+    trains more than N steps."""
+    from collections import Counter
+
+    import vqcodec.train.hierarchy as training
+    from vqcodec.hierarchy import FineConfig
+
+    tokenizer_run(image_folder, tmp_path / "run", steps=2)
+    trained = []
+    fine_step = training.fine_step
+    monkeypatch.setattr(training, "fine_step", lambda model, crops, *rest: trained.append(crops) or
+                        fine_step(model, crops, *rest))
+    cfg = training.HierarchyTrainConfig(data=(str(image_folder),), state=str(tmp_path / "state"),
+                                        tokenizer=str(tmp_path / "run"), minutes=0.05, batch=2, crop=32,
+                                        held_out_every=0, reuse=3, quiet=True)
+    record = training.train_hierarchy(cfg, FineConfig(dim=4, depth=2, codebook_size=8, width=8, coarse_levels=2))
+    steps, uses = record["step"], Counter(map(id, trained))
+    assert steps == len(trained) >= 9
+    assert max(uses.values()) == 3
+    assert steps // 3 <= len(uses) <= steps // 3 + 3  # the first 3 steps draw 3 batches, then one per 3 steps
+
+
 def test_a_hierarchys_fine_side_moves_onto_another_tokenizer_of_its_layout(image_folder, tmp_path):
     """A rebase: the state's frozen tokenizer becomes the one given (a shipped model's, say), its fine side and
     history carry on, and a tokenizer of another layout is refused before anything is written."""

@@ -731,10 +731,13 @@ def export_cmd(run: str, dst: str, default_quality: int, reads_files_of: str | N
               help="Give the fine synthesis an f4 stage of this many channels, which corrects its 8x8 blocks "
                    "across their edges; it starts at zero, so the pictures start unchanged [default: as the "
                    "state has it; none for a new state].")
+@click.option("--reuse", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Steps each batch of crops trains: the frozen f16 side's pass over a batch, most of a step's "
+                   "compute, is then made once for that many steps.")
 @DEVICE
 @QUIET
-def train_hierarchy_cmd(data, state, tokenizer, minutes, lr, batch, seed, synthesis_blocks, refine_width, device,
-                        quiet) -> None:
+def train_hierarchy_cmd(data, state, tokenizer, minutes, lr, batch, seed, synthesis_blocks, refine_width, reuse,
+                        device, quiet) -> None:
     """Train a hierarchy's fine side (an f8 grid over a frozen f16 tokenizer) on the pictures under DATA
     (folders, each keeping its every 20th picture out)."""
     from .train.hierarchy import HierarchyTrainConfig, train_hierarchy
@@ -743,7 +746,7 @@ def train_hierarchy_cmd(data, state, tokenizer, minutes, lr, batch, seed, synthe
         record = train_hierarchy(HierarchyTrainConfig(data=tuple(data), state=state, tokenizer=tokenizer or "",
                                                       minutes=minutes, lr=lr, batch=batch, seed=seed,
                                                       synthesis_blocks=synthesis_blocks or 0,
-                                                      refine_width=refine_width or 0,
+                                                      refine_width=refine_width or 0, reuse=reuse,
                                                       device=check_device(device), quiet=quiet))
     except ValueError as e:
         raise click.ClickException(str(e)) from e

@@ -7,6 +7,10 @@ carry), then through its residual codebooks, each crop at a random fine depth. L
 codebook and commitment terms. The learning rate follows a cosine over the stretch's budget, so stretches
 (and probes) compare at equal compute: CPU time of this process on the CPU, wall time on a GPU.
 
+The frozen f16 side's pass over a batch (its encoder and decoder) costs more than the fine side's step
+itself. With `reuse` N, N batches' frozen passes are kept and the steps take them in turn, each at its
+own random fine depths; every N steps the one that has trained N steps is replaced by a fresh batch.
+
     vqcodec train hierarchy ../shared/data/train ../shared/data/train_extra --resume eval/runs/vqgan-f16-f8 \
         --minutes 140
 """
@@ -48,6 +52,7 @@ class HierarchyTrainConfig:
     held_out_every: int = 20     # the tokenizer run's rule: the scored pictures are never trained on
     synthesis_blocks: int = 0    # grow the fine synthesis to this many ResBlocks (hierarchy.grow_synthesis); 0: keep
     refine_width: int = 0        # give the fine synthesis an f4 stage of this many channels (grow_refiner); 0: keep
+    reuse: int = 1               # steps each batch of crops trains (its frozen pass computed once)
     seed: int = 0
     device: str = "cpu"
     quiet: bool = False
@@ -187,7 +192,7 @@ def train_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = Non
         save_state(Path(cfg.state), modules, written)
         return written
 
-    written = record
+    written, batches = record, []  # cfg.reuse batches' frozen passes
     while budget.share() < 1:
         if not quantized and budget.share() >= cfg.unquantized_share:
             start_codebooks(model, data)
@@ -195,8 +200,11 @@ def train_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = Non
         lr = cfg.lr * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * budget.share()))
         for group in opt.param_groups:
             group["lr"] = lr
-        loss, parts = fine_step(model, frozen_pass(model, data.batch(cfg.batch).to(cfg.device)), quantized,
-                                lpips_model, restarter)
+        slot, turn = step % cfg.reuse, step // cfg.reuse  # slot k is replaced on the turns where turn + k = 0 mod N
+        if slot == len(batches) or (turn + slot) % cfg.reuse == 0:
+            fresh = frozen_pass(model, data.batch(cfg.batch).to(cfg.device))
+            batches[slot:slot + 1] = [fresh]
+        loss, parts = fine_step(model, batches[slot], quantized, lpips_model, restarter)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
