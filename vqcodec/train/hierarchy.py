@@ -119,8 +119,7 @@ class FrozenPass:
     """A batch of crops and what the frozen f16 side makes of them: most of a step's compute."""
     x: torch.Tensor         # crops (B, 3, H, W)
     features: torch.Tensor  # the f16 encoder's f8 features (B, C8, H/8, W/8)
-    z_coarse: torch.Tensor  # the sum of the first coarse_levels codes (B, D, H/16, W/16)
-    x_coarse: torch.Tensor  # the f16 decoder's picture of z_coarse (B, 3, H, W)
+    x_coarse: torch.Tensor  # the f16 decoder's picture of the first coarse_levels codes (B, 3, H, W)
 
 
 @torch.no_grad()
@@ -128,7 +127,7 @@ def frozen_pass(model: Hierarchy, x: torch.Tensor) -> FrozenPass:
     features, z = model.coarse(x)
     codes = model.tok.quantizer.quantize(z)[1]                               # (B, depth, dim, h, w)
     z_coarse = codes[:, :model.fine.cfg.coarse_levels].sum(1)
-    return FrozenPass(x, features, z_coarse, model.tok.decoder(z_coarse))
+    return FrozenPass(x, features, model.tok.decoder(z_coarse))
 
 
 def fine_step(model: Hierarchy, crops: FrozenPass, quantized: bool, lpips_model: torch.nn.Module,
@@ -137,7 +136,7 @@ def fine_step(model: Hierarchy, crops: FrozenPass, quantized: bool, lpips_model:
     x = crops.x
     depth = model.fine.quantizer.depth
     fine_depth = torch.randint(1, depth + 1, (len(x),), device=x.device)
-    z_coarse, x_coarse = crops.z_coarse, crops.x_coarse
+    x_coarse = crops.x_coarse
     z_fine = model.fine.latent(crops.features, x, x_coarse)                  # (B, dim, 2h, 2w)
     vq_loss = torch.zeros((), device=x.device)
     if quantized:
@@ -147,7 +146,7 @@ def fine_step(model: Hierarchy, crops: FrozenPass, quantized: bool, lpips_model:
         z_q = (fine_codes.detach() * keep[:, :, None, None, None]).sum(1)
         z_fine = z_fine + (z_q - z_fine).detach()                          # straight through
         restarter.observe(indices, residuals.detach())
-    rec = model.decode(z_coarse, z_fine, x_coarse)
+    rec = model.fine.add_detail(z_fine, x_coarse)
     l1, perceptual = (rec - x).abs().mean(), lpips_model(rec, x).mean()
     return l1 + perceptual + vq_loss, {"l1": l1.item(), "lpips": perceptual.item(), "vq": vq_loss.item()}
 
