@@ -115,3 +115,29 @@ def test_a_grown_f4_stage_starts_with_the_same_picture_then_trains_and_is_kept_i
     assert grow_refiner(grown, 6) is grown
     with pytest.raises(ValueError, match="cannot be resized"):
         grow_refiner(grown, 4)
+
+
+def test_an_own_decoder_starts_as_the_tokenizers_and_then_moves_the_fine_levels_only(tmp_path):
+    from vqcodec.hierarchy import grow_decoder
+
+    model, coarse, fine = trained_fine_side()
+    grown = grow_decoder(model)
+    assert grown.fine.cfg.own_decoder and grow_decoder(grown) is grown
+    assert torch.equal(grown.decode_indices(coarse, fine), model.decode_indices(coarse, fine))
+    assert torch.equal(grown.encode(picture())[1], fine)
+    z_coarse = grown.tok.quantizer.lookup(coarse)
+    (grown.decode(z_coarse, grown.fine.quantizer.lookup(fine)) - picture()).abs().mean().backward()
+    assert grown.fine.decoder.last.weight.grad.abs().sum() > 0  # it learns from the fine levels' loss
+    with torch.no_grad():  # a trained decoder, in values fp16 holds exactly (the state is then the model)
+        for p in grown.parameters():
+            p.add_(0.01 * torch.randn_like(p) * (p in set(grown.fine.decoder.parameters())))
+            p.copy_(p.half().float())
+    coarse_only = fine[:, :0]
+    assert torch.equal(grown.decode_indices(coarse, coarse_only), grown.tok.decoder(grown.tok.quantizer.lookup(coarse)))
+    assert not torch.equal(grown.decode_indices(coarse, fine), model.decode_indices(coarse, fine))
+    save_state(tmp_path, {"model": grown.tok, "fine": grown.fine},
+               {"step": 3, "model": config_dict(TINY), "fine": grown.fine.cfg.to_dict()})
+    again = read_hierarchy(tmp_path)[0]
+    assert again.fine.cfg.own_decoder
+    assert torch.equal(again.decode_indices(coarse, fine), grown.decode_indices(coarse, fine))
+    assert "own_decoder" not in FineConfig().to_dict()  # configs without one keep their bytes

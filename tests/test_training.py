@@ -667,6 +667,13 @@ def test_a_hierarchy_trains_its_fine_side_over_a_frozen_tokenizer_and_lives_on_i
     refined = train_hierarchy(replace(cfg, refine_width=4), fine)  # and gains an f4 stage
     assert refined["fine"]["refine_width"] == 4 and refined["fine"]["synthesis_blocks"] == 2
     assert read_hierarchy(tmp_path / "state")[0].fine.refine is not None
+    own = train_hierarchy(replace(cfg, own_decoder=True), fine)  # and its own f16 decoder, which trains
+    assert own["fine"]["own_decoder"] and own["step"] > refined["step"]
+    model = read_hierarchy(tmp_path / "state")[0]
+    assert model.fine.decoder is not None
+    assert any(not torch.equal(model.fine.decoder.state_dict()[k], v) for k, v in model.tok.decoder.state_dict().items())
+    for k, v in tok.state_dict().items():  # while the tokenizer's stays
+        np.testing.assert_allclose(model.tok.state_dict()[k].numpy(), v.numpy(), atol=1e-3, rtol=1e-3, err_msg=k)
 
 
 def test_a_hierarchy_reusing_batches_trains_each_at_most_reuse_steps_and_draws_one_per_reuse_steps(
@@ -785,7 +792,8 @@ def test_a_fine_prior_trains_on_a_hierarchys_grids_and_lives_on_in_its_lasting_s
     train_fine_prior(args)
     again = read_record(tmp_path / "prior")
     assert again["step"] > first["step"] and again["hierarchies"] == first["hierarchies"]
-    assert len(again["log"]) == len(first["log"]) + 1
+    assert again["log"][:len(first["log"])] == first["log"]  # the log carries on (one line per save)
+    assert again["log"][-1]["step"] == again["step"] > first["log"][-1]["step"]
 
 
 def test_a_hierarchys_model_ships_from_its_lasting_states_and_codes_its_fine_levels(tmp_path):

@@ -734,10 +734,16 @@ def export_cmd(run: str, dst: str, default_quality: int, reads_files_of: str | N
 @click.option("--reuse", type=click.IntRange(min=1), default=1, show_default=True,
               help="Steps each batch of crops trains: the frozen f16 side's pass over a batch, most of a step's "
                    "compute, is then made once for that many steps.")
+@click.option("--own-decoder", is_flag=True, default=False,
+              help="Give the fine side its own copy of the f16 decoder, trained with it, to draw the picture "
+                   "under the detail (the coarse levels alone keep the tokenizer's); it starts as the "
+                   "tokenizer's, so the pictures start unchanged [default: as the state has it].")
+@click.option("--decoder-lr", type=click.FloatRange(min=0, min_open=True), default=5e-5, show_default=True,
+              help="The peak learning rate of the fine side's own f16 decoder.")
 @DEVICE
 @QUIET
 def train_hierarchy_cmd(data, state, tokenizer, minutes, lr, batch, seed, synthesis_blocks, refine_width, reuse,
-                        device, quiet) -> None:
+                        own_decoder, decoder_lr, device, quiet) -> None:
     """Train a hierarchy's fine side (an f8 grid over a frozen f16 tokenizer) on the pictures under DATA
     (folders, each keeping its every 20th picture out)."""
     from .train.hierarchy import HierarchyTrainConfig, train_hierarchy
@@ -747,6 +753,7 @@ def train_hierarchy_cmd(data, state, tokenizer, minutes, lr, batch, seed, synthe
                                                       minutes=minutes, lr=lr, batch=batch, seed=seed,
                                                       synthesis_blocks=synthesis_blocks or 0,
                                                       refine_width=refine_width or 0, reuse=reuse,
+                                                      own_decoder=own_decoder, decoder_lr=decoder_lr,
                                                       device=check_device(device), quiet=quiet))
     except ValueError as e:
         raise click.ClickException(str(e)) from e

@@ -6,7 +6,9 @@ reads the f16 encoder's f8 features and the picture's 8x8 blocks of both the ori
 picture, and its latent goes through residual codebooks of its own. A small synthesis turns the fine
 codes back into 8x8 blocks of detail that are added to the f16 picture (and, where the config asks for
 one, an f4 stage corrects those blocks across their edges). The f16 tokenizer is frozen
-under it: its grids, its prior and its files stay valid.
+under it: its grids, its prior and its files stay valid. A fine side may have its own f16 decoder (a copy
+of the tokenizer's that trains with it), whose picture of the coarse codes the detail is then added to:
+the coarse levels alone still decode through the tokenizer's.
 
 Shapes: an image (B, 3, H, W) with H, W multiples of 16 has a coarse grid (B, coarse_levels, H/16, W/16)
 and a fine grid (B, fine depth, H/8, W/8).
@@ -22,7 +24,7 @@ import torch.nn.functional as F
 
 from .families import read_tokenizer, state_tensors
 from . import tokenizer as tokenizer_module
-from .tokenizer import ResBlock, ResidualQuantizer, Tokenizer, TokenizerConfig, _in_patches, _norm
+from .tokenizer import Decoder, ResBlock, ResidualQuantizer, Tokenizer, TokenizerConfig, _in_patches, _norm
 
 
 @dataclass
@@ -34,6 +36,7 @@ class FineConfig:
     coarse_levels: int = 3     # f16 depths under every fine code
     synthesis_blocks: int = 1  # ResBlocks of the synthesis
     refine_width: int = 0      # channels of the synthesis's f4 stage (BlockRefiner); 0: none
+    own_decoder: bool = False  # the picture under the detail from the fine side's own f16 decoder
 
     def to_dict(self) -> dict:
         """The config as folders keep it: keys added later are left out at their default, so that the
@@ -45,7 +48,7 @@ class FineConfig:
         return cls(**d)
 
 
-_LATER_KEYS = {"refine_width": 0}
+_LATER_KEYS = {"refine_width": 0, "own_decoder": False}
 
 
 def encoder_f8_stage(encoder: nn.Module) -> int:
@@ -95,6 +98,7 @@ class FineCoder(nn.Module):
         nn.init.zeros_(self.synthesis[-1].weight)  # a new fine side starts out adding nothing
         nn.init.zeros_(self.synthesis[-1].bias)
         self.refine = BlockRefiner(cfg.width, cfg.refine_width, self.f) if cfg.refine_width else None
+        self.decoder = Decoder(tok.cfg) if cfg.own_decoder else None
 
     def latent(self, features: torch.Tensor, x: torch.Tensor, x_coarse: torch.Tensor) -> torch.Tensor:
         """f8 features (B, C8, 2h, 2w), picture (B, 3, 16h, 16w) and the f16 picture of the coarse codes
@@ -128,19 +132,25 @@ class Hierarchy(nn.Module):
         return features, _in_patches(lambda ys, xs: enc.out(enc.body[self.enc_split:](features[(..., *_at(ys, xs, 2))])),
                                      h, w, 1)
 
+    def coarse_picture(self, z_coarse: torch.Tensor) -> torch.Tensor:
+        """The picture (B, 3, 16h, 16w) of f16 codes (B, D, h, w) that the fine detail is added to: from
+        the fine side's own decoder where it has one, else from the tokenizer's."""
+        return (self.fine.decoder or self.tok.decoder)(z_coarse)
+
     def fine_latent(self, features: torch.Tensor, x: torch.Tensor,
                     z_coarse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the fine latent, the f16 decoder's picture of z_coarse it was read against)."""
+        """(the fine latent, the coarse picture of z_coarse it was read against)."""
         with torch.no_grad():
-            x_coarse = self.tok.decoder(z_coarse)
+            x_coarse = self.coarse_picture(z_coarse)
         return self.fine.latent(features, x, x_coarse), x_coarse
 
     def decode(self, z_coarse: torch.Tensor, z_fine: torch.Tensor | None,
                x_coarse: torch.Tensor | None = None) -> torch.Tensor:
-        """The picture of f16 codes (B, D, h, w) and, if given, a fine latent (x_coarse: the f16
-        decoder's picture of z_coarse where the caller has it already)."""
-        x_coarse = self.tok.decoder(z_coarse) if x_coarse is None else x_coarse
-        return x_coarse if z_fine is None else self.fine.add_detail(z_fine, x_coarse.detach())
+        """The picture of f16 codes (B, D, h, w) and, if given, a fine latent (x_coarse: its
+        coarse_picture(z_coarse), where the caller has it already)."""
+        if z_fine is None:
+            return self.tok.decoder(z_coarse)
+        return self.fine.add_detail(z_fine, self.coarse_picture(z_coarse) if x_coarse is None else x_coarse)
 
     @torch.no_grad()
     def fine_indices(self, features: torch.Tensor, x: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
@@ -209,6 +219,18 @@ def grow_refiner(model: Hierarchy, channels: int) -> Hierarchy:
     grown = Hierarchy(model.tok, replace(model.fine.cfg, refine_width=channels))
     missing = grown.fine.load_state_dict(model.fine.state_dict(), strict=False).missing_keys
     assert all(k.startswith("refine.") for k in missing), missing
+    return grown.to(model.fine.quantizer.codebooks.device)
+
+
+def grow_decoder(model: Hierarchy) -> Hierarchy:
+    """The hierarchy whose fine side has its own f16 decoder, a copy of its tokenizer's (sharing model's
+    tokenizer), so the pictures do not change until it trains."""
+    if model.fine.decoder is not None:
+        return model
+    grown = Hierarchy(model.tok, replace(model.fine.cfg, own_decoder=True))
+    missing = grown.fine.load_state_dict(model.fine.state_dict(), strict=False).missing_keys
+    assert all(k.startswith("decoder.") for k in missing), missing
+    grown.fine.decoder.load_state_dict(model.tok.decoder.state_dict())
     return grown.to(model.fine.quantizer.codebooks.device)
 
 

@@ -11,6 +11,10 @@ The frozen f16 side's pass over a batch (its encoder and decoder) costs more tha
 itself. With `reuse` N, N batches' frozen passes are kept and the steps take them in turn, each at its
 own random fine depths; every N steps the one that has trained N steps is replaced by a fresh batch.
 
+With `own_decoder` the fine side gets its own copy of the f16 decoder (hierarchy.grow_decoder), which trains
+with it at `decoder_lr`: the picture under the detail may then move, while the coarse levels alone keep the
+tokenizer's. Its forward and backward pass replace the frozen decoder's pass in every step.
+
     vqcodec train hierarchy ../shared/data/train ../shared/data/train_extra --resume eval/runs/vqgan-f16-f8 \
         --minutes 140
 """
@@ -28,7 +32,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..families import config_dict, read_tokenizer, read_tokenizer_record, shipped_tokenizer
-from ..hierarchy import FineConfig, Hierarchy, grow_refiner, grow_synthesis, read_hierarchy
+from ..hierarchy import FineConfig, Hierarchy, grow_decoder, grow_refiner, grow_synthesis, read_hierarchy
 from ..metrics import load_lpips
 from .data import CropDataset
 from .state import has_state, save_state
@@ -53,6 +57,8 @@ class HierarchyTrainConfig:
     synthesis_blocks: int = 0    # grow the fine synthesis to this many ResBlocks (hierarchy.grow_synthesis); 0: keep
     refine_width: int = 0        # give the fine synthesis an f4 stage of this many channels (grow_refiner); 0: keep
     reuse: int = 1               # steps each batch of crops trains (its frozen pass computed once)
+    own_decoder: bool = False    # give the fine side its own copy of the f16 decoder (grow_decoder)
+    decoder_lr: float = 5e-5     # that decoder's peak learning rate: a trained network, nudged
     seed: int = 0
     device: str = "cpu"
     quiet: bool = False
@@ -76,7 +82,7 @@ class Budget:
 def start_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = None) -> tuple[Hierarchy, dict]:
     """The state's hierarchy and record, or a new hierarchy (fine_cfg or the default layout) over the
     frozen tokenizer, with an empty record; its synthesis grown to cfg.synthesis_blocks and given an f4
-    stage of cfg.refine_width channels where those are given.
+    stage of cfg.refine_width channels and its own f16 decoder where those are asked for.
 
     A state given a tokenizer moves onto it (a rebase): its fine side carries over to another tokenizer of
     the same layout, such as a shipped model's, whose grids, prior and files the hierarchy then shares (and
@@ -90,7 +96,8 @@ def start_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = Non
                                  f"side of {cfg.state} was trained over one laid out as {config_dict(model.tok.cfg)}")
             model.tok = tok
         model = grow_synthesis(model, cfg.synthesis_blocks) if cfg.synthesis_blocks else model
-        return (grow_refiner(model, cfg.refine_width) if cfg.refine_width else model), record
+        model = grow_refiner(model, cfg.refine_width) if cfg.refine_width else model
+        return (grow_decoder(model) if cfg.own_decoder else model), record
     if not cfg.tokenizer:
         raise ValueError(f"{cfg.state} holds no hierarchy state: give the f16 tokenizer a new one starts from")
     fine_cfg = fine_cfg or FineConfig()
@@ -98,7 +105,8 @@ def start_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = Non
         fine_cfg = replace(fine_cfg, synthesis_blocks=cfg.synthesis_blocks)
     if cfg.refine_width:
         fine_cfg = replace(fine_cfg, refine_width=cfg.refine_width)
-    return Hierarchy(read_tokenizer(Path(cfg.tokenizer))[0], fine_cfg), {}
+    model = Hierarchy(read_tokenizer(Path(cfg.tokenizer))[0], fine_cfg)
+    return (grow_decoder(model) if cfg.own_decoder else model), {}
 
 
 @torch.no_grad()
@@ -117,9 +125,11 @@ def start_codebooks(model: Hierarchy, data: CropDataset, batches: int = 8) -> No
 @dataclass
 class FrozenPass:
     """A batch of crops and what the frozen f16 side makes of them: most of a step's compute."""
-    x: torch.Tensor         # crops (B, 3, H, W)
-    features: torch.Tensor  # the f16 encoder's f8 features (B, C8, H/8, W/8)
-    x_coarse: torch.Tensor  # the f16 decoder's picture of the first coarse_levels codes (B, 3, H, W)
+    x: torch.Tensor                # crops (B, 3, H, W)
+    features: torch.Tensor         # the f16 encoder's f8 features (B, C8, H/8, W/8)
+    z_coarse: torch.Tensor         # the sum of the first coarse_levels codes (B, D, H/16, W/16)
+    x_coarse: torch.Tensor | None  # the frozen decoder's picture of z_coarse (B, 3, H, W); None where the
+                                   # fine side's own decoder draws it in the step
 
 
 @torch.no_grad()
@@ -127,7 +137,7 @@ def frozen_pass(model: Hierarchy, x: torch.Tensor) -> FrozenPass:
     features, z = model.coarse(x)
     codes = model.tok.quantizer.quantize(z)[1]                               # (B, depth, dim, h, w)
     z_coarse = codes[:, :model.fine.cfg.coarse_levels].sum(1)
-    return FrozenPass(x, features, model.tok.decoder(z_coarse))
+    return FrozenPass(x, features, z_coarse, model.tok.decoder(z_coarse) if model.fine.decoder is None else None)
 
 
 def fine_step(model: Hierarchy, crops: FrozenPass, quantized: bool, lpips_model: torch.nn.Module,
@@ -136,8 +146,8 @@ def fine_step(model: Hierarchy, crops: FrozenPass, quantized: bool, lpips_model:
     x = crops.x
     depth = model.fine.quantizer.depth
     fine_depth = torch.randint(1, depth + 1, (len(x),), device=x.device)
-    x_coarse = crops.x_coarse
-    z_fine = model.fine.latent(crops.features, x, x_coarse)                  # (B, dim, 2h, 2w)
+    x_coarse = crops.x_coarse if crops.x_coarse is not None else model.fine.decoder(crops.z_coarse)
+    z_fine = model.fine.latent(crops.features, x, x_coarse.detach())         # (B, dim, 2h, 2w)
     vq_loss = torch.zeros((), device=x.device)
     if quantized:
         indices, fine_codes, residuals = model.fine.quantizer.quantize(z_fine)
@@ -159,7 +169,9 @@ def train_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = Non
     model = model.to(cfg.device).eval()
     model.tok.requires_grad_(False)
     model.fine.train()
-    opt = torch.optim.Adam(model.fine.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
+    own = set(model.fine.decoder.parameters()) if model.fine.decoder is not None else set()
+    opt = torch.optim.Adam([{"params": [p for p in model.fine.parameters() if p not in own], "peak": cfg.lr},
+                            {"params": list(own), "peak": cfg.decoder_lr}], lr=cfg.lr, betas=(0.5, 0.9))
     lpips_model = load_lpips().to(cfg.device)
     data = CropDataset(os.pathsep.join(cfg.data), cfg.crop, seed=cfg.seed, held_out_every=cfg.held_out_every,
                        quiet=cfg.quiet)
@@ -196,9 +208,9 @@ def train_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = Non
         if not quantized and budget.share() >= cfg.unquantized_share:
             start_codebooks(model, data)
             quantized = True
-        lr = cfg.lr * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * budget.share()))
+        schedule = min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * budget.share()))
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = group["peak"] * schedule
         slot, turn = step % cfg.reuse, step // cfg.reuse  # slot k is replaced on the turns where turn + k = 0 mod N
         if slot == len(batches) or (turn + slot) % cfg.reuse == 0:
             fresh = frozen_pass(model, data.batch(cfg.batch).to(cfg.device))
