@@ -138,9 +138,12 @@ def markdown(results: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def crop_grid(crops: list, side: int = 160) -> Image.Image:
-    """One row per folder: the original, then levels 3 and 6, the fine levels and the unquantized ones."""
-    keys = ["level 3", "level 6", "3 + f8 x1", "3 + f8 x2", "3 + f8 x3", "3 + f8 unquantized"]
+CROP_KEYS = ("level 3", "level 6", "3 + f8 x1", "3 + f8 x2", "3 + f8 x3", "3 + f8 unquantized")
+
+
+def crop_grid(crops: list, side: int = 160, keys: tuple[str, ...] = CROP_KEYS) -> Image.Image:
+    """One row per folder: the original, then the settings named by keys (by default levels 3 and 6, the
+    fine levels and the unquantized ones)."""
     grid = Image.new("RGB", ((len(keys) + 1) * (side + 4), len(crops) * (side + 16)), "white")
     draw = ImageDraw.Draw(grid)
     for r, (rgb, pics) in enumerate(crops):
