@@ -35,7 +35,7 @@ from vqcodec.metrics import load_lpips, ms_ssim, psnr
 from vqcodec.tokenizer import to_pixels, to_unit_range
 from vqcodec.train.data import CropDataset
 from vqcodec.train.heldout import held_out_pictures, whole_tokens
-from vqcodec.train.hierarchy import Budget, FrozenPass, fine_step
+from vqcodec.train.hierarchy import Budget, FrozenPass, train_step
 from vqcodec.train.tokenizer import DeadCodeRestarter, kmeans_codebooks
 
 UNDER = 2  # fine depths of the lasting state under the stage
@@ -85,13 +85,8 @@ def train(args) -> None:
         schedule = min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * budget.share()))
         for group in opt.param_groups:
             group["lr"] = args.lr * schedule
-        loss, parts = fine_step(model, crops(), quantized, lpips_model, restarter)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
         step += 1
-        if quantized and step % 200 == 0 and restarter.filled:
-            restarter.restart(q.codebooks)
+        parts = train_step(model, opt, crops(), quantized, lpips_model, restarter, step)
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()})
         if step % 10 == 0:

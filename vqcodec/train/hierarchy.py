@@ -161,6 +161,19 @@ def fine_step(model: Hierarchy, crops: FrozenPass, quantized: bool, lpips_model:
     return l1 + perceptual + vq_loss, {"l1": l1.item(), "lpips": perceptual.item(), "vq": vq_loss.item()}
 
 
+def train_step(model: Hierarchy, opt: torch.optim.Optimizer, crops: FrozenPass, quantized: bool,
+               lpips_model: torch.nn.Module, restarter: DeadCodeRestarter, step: int) -> dict[str, float]:
+    """One optimizer step of the fine side on a batch of crops, the stretch's `step`-th (from 1): every
+    200th of a quantized side also restarts its dead codes. Returns the loss's parts."""
+    loss, parts = fine_step(model, crops, quantized, lpips_model, restarter)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if quantized and step % 200 == 0 and restarter.filled:
+        restarter.restart(model.fine.quantizer.codebooks)
+    return parts
+
+
 def train_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = None) -> dict:
     """One stretch of the run (a new state's fine side laid out by fine_cfg); returns the state's record
     as written last."""
@@ -215,13 +228,8 @@ def train_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = Non
         if slot == len(batches) or (turn + slot) % cfg.reuse == 0:
             fresh = frozen_pass(model, data.batch(cfg.batch).to(cfg.device))
             batches[slot:slot + 1] = [fresh]
-        loss, parts = fine_step(model, batches[slot], quantized, lpips_model, restarter)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
         step += 1
-        if quantized and step % 200 == 0 and restarter.filled:
-            restarter.restart(quantizer.codebooks)
+        parts = train_step(model, opt, batches[slot], quantized, lpips_model, restarter, step)
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()})
         if step % LOG_EVERY == 0:
