@@ -700,6 +700,34 @@ def test_a_hierarchy_reusing_batches_trains_each_at_most_reuse_steps_and_draws_o
     assert steps // 3 <= len(uses) <= steps // 3 + 3  # the first 3 steps draw 3 batches, then one per 3 steps
 
 
+def test_a_hierarchys_squared_error_weight_adds_to_its_loss_and_log(image_folder, tmp_path):
+    """--mse-weight w adds w times the squared error to the fine side's loss (the rest unchanged) and logs it;
+    without it the loss and the log are as before."""
+    from vqcodec.families import read_tokenizer
+    from vqcodec.hierarchy import FineConfig, Hierarchy
+    from vqcodec.metrics import load_lpips
+    from vqcodec.train.hierarchy import HierarchyTrainConfig, fine_step, frozen_pass, train_hierarchy
+    from vqcodec.train.tokenizer import DeadCodeRestarter
+
+    tokenizer_run(image_folder, tmp_path / "run", steps=2)
+    fine = FineConfig(dim=4, depth=2, codebook_size=8, width=8, coarse_levels=2)
+    model = Hierarchy(read_tokenizer(tmp_path / "run")[0], fine).eval()
+    crops = frozen_pass(model, torch.rand(2, 3, 32, 32) * 2 - 1)
+    lpips_model, restarter = load_lpips(), DeadCodeRestarter(2, 8, 4)
+    losses = {}
+    for w in (0.0, 3.0):
+        torch.manual_seed(0)
+        losses[w] = fine_step(model, crops, False, lpips_model, restarter, w)
+    (plain, plain_parts), (weighted, parts) = losses[0.0], losses[3.0]
+    assert "mse" not in plain_parts and parts["mse"] > 0
+    assert weighted.item() == pytest.approx(plain.item() + 3.0 * parts["mse"], rel=1e-5)
+    cfg = HierarchyTrainConfig(data=(str(image_folder),), state=str(tmp_path / "state"), tokenizer=str(tmp_path / "run"),
+                               minutes=0.05, batch=2, crop=32, held_out_every=0, mse_weight=3.0, quiet=True)
+    record = train_hierarchy(cfg, fine)
+    assert record["log"] and all(line["mse"] > 0 for line in record["log"])
+    assert record["stretches"][-1]["args"]["mse_weight"] == "3.0"
+
+
 def test_a_hierarchys_fine_side_moves_onto_another_tokenizer_of_its_layout(image_folder, tmp_path):
     """A rebase: the state's frozen tokenizer becomes the one given (a shipped model's, say), its fine side and
     history carry on, and a tokenizer of another layout is refused before anything is written."""

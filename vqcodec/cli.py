@@ -740,10 +740,12 @@ def export_cmd(run: str, dst: str, default_quality: int, reads_files_of: str | N
                    "tokenizer's, so the pictures start unchanged [default: as the state has it].")
 @click.option("--decoder-lr", type=click.FloatRange(min=0, min_open=True), default=5e-5, show_default=True,
               help="The peak learning rate of the fine side's own f16 decoder.")
+@click.option("--mse-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Weight of a squared-error term beside L1 and LPIPS (pixels in [-1, 1]): it asks for PSNR.")
 @DEVICE
 @QUIET
 def train_hierarchy_cmd(data, state, tokenizer, minutes, lr, batch, seed, synthesis_blocks, refine_width, reuse,
-                        own_decoder, decoder_lr, device, quiet) -> None:
+                        own_decoder, decoder_lr, mse_weight, device, quiet) -> None:
     """Train a hierarchy's fine side (an f8 grid over a frozen f16 tokenizer) on the pictures under DATA
     (folders, each keeping its every 20th picture out)."""
     from .train.hierarchy import HierarchyTrainConfig, train_hierarchy
@@ -754,7 +756,8 @@ def train_hierarchy_cmd(data, state, tokenizer, minutes, lr, batch, seed, synthe
                                                       synthesis_blocks=synthesis_blocks or 0,
                                                       refine_width=refine_width or 0, reuse=reuse,
                                                       own_decoder=own_decoder, decoder_lr=decoder_lr,
-                                                      device=check_device(device), quiet=quiet))
+                                                      mse_weight=mse_weight, device=check_device(device),
+                                                      quiet=quiet))
     except ValueError as e:
         raise click.ClickException(str(e)) from e
     if not quiet:

@@ -4,7 +4,8 @@ Every crop trains a fine level on the f16 picture of `coarse_levels` depths: the
 its grids, its prior and its files stay valid. A new state's fine latent first trains unquantized for
 `unquantized_share` of the stretch (its codebooks then start from k-means on what it has learnt to
 carry), then through its residual codebooks, each crop at a random fine depth. Loss: L1 + LPIPS + the
-codebook and commitment terms. The learning rate follows a cosine over the stretch's budget, so stretches
+codebook and commitment terms, and with `mse_weight` a squared error beside L1 (which asks for PSNR: large
+errors cost more). The learning rate follows a cosine over the stretch's budget, so stretches
 (and probes) compare at equal compute: CPU time of this process on the CPU, wall time on a GPU.
 
 The frozen f16 side's pass over a batch (its encoder and decoder) costs more than the fine side's step
@@ -59,6 +60,7 @@ class HierarchyTrainConfig:
     reuse: int = 1               # steps each batch of crops trains (its frozen pass computed once)
     own_decoder: bool = False    # give the fine side its own copy of the f16 decoder (grow_decoder)
     decoder_lr: float = 5e-5     # that decoder's peak learning rate: a trained network, nudged
+    mse_weight: float = 0.0      # weight of a squared-error term in the loss (pixels in [-1, 1]); 0: none
     seed: int = 0
     device: str = "cpu"
     quiet: bool = False
@@ -141,7 +143,7 @@ def frozen_pass(model: Hierarchy, x: torch.Tensor) -> FrozenPass:
 
 
 def fine_step(model: Hierarchy, crops: FrozenPass, quantized: bool, lpips_model: torch.nn.Module,
-              restarter: DeadCodeRestarter) -> tuple[torch.Tensor, dict[str, float]]:
+              restarter: DeadCodeRestarter, mse_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
     """The loss of one batch of crops, each at a random fine depth."""
     x = crops.x
     depth = model.fine.quantizer.depth
@@ -158,14 +160,19 @@ def fine_step(model: Hierarchy, crops: FrozenPass, quantized: bool, lpips_model:
         restarter.observe(indices, residuals.detach())
     rec = model.fine.add_detail(z_fine, x_coarse)
     l1, perceptual = (rec - x).abs().mean(), lpips_model(rec, x).mean()
-    return l1 + perceptual + vq_loss, {"l1": l1.item(), "lpips": perceptual.item(), "vq": vq_loss.item()}
+    parts = {"l1": l1.item(), "lpips": perceptual.item(), "vq": vq_loss.item()}
+    if not mse_weight:
+        return l1 + perceptual + vq_loss, parts
+    squared = (rec - x).square().mean()
+    return l1 + mse_weight * squared + perceptual + vq_loss, {**parts, "mse": squared.item()}
 
 
 def train_step(model: Hierarchy, opt: torch.optim.Optimizer, crops: FrozenPass, quantized: bool,
-               lpips_model: torch.nn.Module, restarter: DeadCodeRestarter, step: int) -> dict[str, float]:
+               lpips_model: torch.nn.Module, restarter: DeadCodeRestarter, step: int,
+               mse_weight: float = 0.0) -> dict[str, float]:
     """One optimizer step of the fine side on a batch of crops, the stretch's `step`-th (from 1): every
     200th of a quantized side also restarts its dead codes. Returns the loss's parts."""
-    loss, parts = fine_step(model, crops, quantized, lpips_model, restarter)
+    loss, parts = fine_step(model, crops, quantized, lpips_model, restarter, mse_weight)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -229,7 +236,7 @@ def train_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = Non
             fresh = frozen_pass(model, data.batch(cfg.batch).to(cfg.device))
             batches[slot:slot + 1] = [fresh]
         step += 1
-        parts = train_step(model, opt, batches[slot], quantized, lpips_model, restarter, step)
+        parts = train_step(model, opt, batches[slot], quantized, lpips_model, restarter, step, cfg.mse_weight)
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()})
         if step % LOG_EVERY == 0:
