@@ -1,6 +1,6 @@
 """Defaults the command line shows in its help: kept free of torch so that `vqcodec --help` answers at once."""
 
-DEFAULT_MODEL = "vqc-v7"   # the shipped model that compresses when none is named
+DEFAULT_MODEL = "vqc-v8"   # the shipped model that compresses when none is named
 DEFAULT_RD_LAMBDA = 0.1    # bits against the latent's squared error; chosen for vqc-v3 on Kodak, not re-tuned for later models (eval/results/prior.md)
 
 
