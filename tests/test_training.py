@@ -726,6 +726,10 @@ def test_a_hierarchys_squared_error_weight_adds_to_its_loss_and_log(image_folder
     record = train_hierarchy(cfg, fine)
     assert record["log"] and all(line["mse"] > 0 for line in record["log"])
     assert record["stretches"][-1]["args"]["mse_weight"] == "3.0"
+    resumed = train_hierarchy(replace(cfg, mse_weight=None), fine)  # a resume keeps the stretch's loss
+    assert resumed["stretches"][-1]["args"]["mse_weight"] == "3.0" and "mse" in resumed["log"][-1]
+    plain = train_hierarchy(replace(cfg, mse_weight=0.0), fine)     # unless told otherwise
+    assert plain["stretches"][-1]["args"]["mse_weight"] == "0.0" and "mse" not in plain["log"][-1]
 
 
 def test_a_hierarchys_fine_side_moves_onto_another_tokenizer_of_its_layout(image_folder, tmp_path):

@@ -740,8 +740,9 @@ def export_cmd(run: str, dst: str, default_quality: int, reads_files_of: str | N
                    "tokenizer's, so the pictures start unchanged [default: as the state has it].")
 @click.option("--decoder-lr", type=click.FloatRange(min=0, min_open=True), default=5e-5, show_default=True,
               help="The peak learning rate of the fine side's own f16 decoder.")
-@click.option("--mse-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Weight of a squared-error term beside L1 and LPIPS (pixels in [-1, 1]): it asks for PSNR.")
+@click.option("--mse-weight", type=click.FloatRange(min=0), default=None,
+              help="Weight of a squared-error term beside L1 and LPIPS (pixels in [-1, 1]): it asks for PSNR "
+                   "[default: as the state's last stretch had it; 0 for a new state].")
 @DEVICE
 @QUIET
 def train_hierarchy_cmd(data, state, tokenizer, minutes, lr, batch, seed, synthesis_blocks, refine_width, reuse,

@@ -60,7 +60,8 @@ class HierarchyTrainConfig:
     reuse: int = 1               # steps each batch of crops trains (its frozen pass computed once)
     own_decoder: bool = False    # give the fine side its own copy of the f16 decoder (grow_decoder)
     decoder_lr: float = 5e-5     # that decoder's peak learning rate: a trained network, nudged
-    mse_weight: float = 0.0      # weight of a squared-error term in the loss (pixels in [-1, 1]); 0: none
+    mse_weight: float | None = None  # weight of a squared-error term in the loss (pixels in [-1, 1]); None: as
+                                     # the state's last stretch had it (0, none, for a new state)
     seed: int = 0
     device: str = "cpu"
     quiet: bool = False
@@ -181,6 +182,12 @@ def train_step(model: Hierarchy, opt: torch.optim.Optimizer, crops: FrozenPass, 
     return parts
 
 
+def last_mse_weight(record: dict) -> float:
+    """The squared-error weight of a state's last stretch: a resume keeps the loss it trained with."""
+    stretches = record.get("stretches", [])
+    return float(stretches[-1]["args"].get("mse_weight", 0.0)) if stretches else 0.0
+
+
 def train_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = None) -> dict:
     """One stretch of the run (a new state's fine side laid out by fine_cfg); returns the state's record
     as written last."""
@@ -207,6 +214,8 @@ def train_hierarchy(cfg: HierarchyTrainConfig, fine_cfg: FineConfig | None = Non
     # a shipped model's tokenizer is named, not carried: the state stays within what a commit may hold
     frozen = shipped_tokenizer(cfg.tokenizer) if cfg.tokenizer else record.get("frozen_tokenizer")
     modules = {"fine": model.fine} if frozen else {"model": model.tok, "fine": model.fine}
+    if cfg.mse_weight is None:
+        cfg = replace(cfg, mse_weight=last_mse_weight(record))
     budget, step, log, quantized = Budget(cfg.minutes, cfg.device), 0, [], bool(record)
     bar = tqdm(desc="hierarchy", unit="step", file=sys.stderr, disable=cfg.quiet)
 
