@@ -160,11 +160,12 @@ def fine_step(model: Hierarchy, crops: FrozenPass, quantized: bool, lpips_model:
         z_fine = z_fine + (z_q - z_fine).detach()                          # straight through
         restarter.observe(indices, residuals.detach())
     rec = model.fine.add_detail(z_fine, x_coarse)
-    l1, perceptual = (rec - x).abs().mean(), lpips_model(rec, x).mean()
+    error = rec - x
+    l1, perceptual = error.abs().mean(), lpips_model(rec, x).mean()
     parts = {"l1": l1.item(), "lpips": perceptual.item(), "vq": vq_loss.item()}
     if not mse_weight:
         return l1 + perceptual + vq_loss, parts
-    squared = (rec - x).square().mean()
+    squared = error.square().mean()
     return l1 + mse_weight * squared + perceptual + vq_loss, {**parts, "mse": squared.item()}
 
 
