@@ -54,6 +54,26 @@ def test_tokenizer_resume_is_exact(image_folder, tmp_path):
     assert len(log) == 5 and '"g"' in log[-1]  # every step logged once; the GAN was on at the end
 
 
+def test_a_tokenizers_squared_error_weight_adds_to_its_loss_and_log(image_folder, tmp_path):
+    """--mse-weight w adds w times the squared error to the reconstruction loss (which the GAN's adaptive
+    weight balances) and logs it; without it the loss and the log are as before."""
+    from vqcodec.train.tokenizer import reconstruction_loss
+
+    torch.manual_seed(0)
+    x, rec, perceptual = torch.rand(2, 3, 8, 8) * 2 - 1, torch.rand(2, 3, 8, 8) * 2 - 1, torch.tensor(0.25)
+    plain_cfg = TokenizerTrainConfig(data="", out="", lpips_weight=0.5)
+    plain, plain_parts = reconstruction_loss(rec, x, perceptual, plain_cfg)
+    weighted, parts = reconstruction_loss(rec, x, perceptual, replace(plain_cfg, mse_weight=3.0))
+    assert plain.item() == pytest.approx((rec - x).abs().mean().item() + 0.5 * 0.25, rel=1e-6)
+    assert "mse" not in plain_parts and parts["mse"] == pytest.approx((rec - x).square().mean().item())
+    assert weighted.item() == pytest.approx(plain.item() + 3.0 * parts["mse"], rel=1e-6)
+    train_cfg = TokenizerTrainConfig(data=str(image_folder), out=str(tmp_path / "run"), steps=2, batch=2, crop=32,
+                                     lpips_weight=0.0, mse_weight=3.0, disc_start=1, log_every=1)
+    train_tokenizer(train_cfg, TINY)
+    log = [json.loads(line) for line in (tmp_path / "run" / "tokenizer_log.jsonl").read_text().splitlines()]
+    assert len(log) == 2 and all(line["mse"] > 0 for line in log) and "g" in log[-1]
+
+
 def test_prior_resume_is_exact(image_folder, tmp_path):
     prior_cfg = PriorConfig(codebook_size=16, depth=2, window=4, n_layer=1, n_head=2, n_embd=16)
     results = []

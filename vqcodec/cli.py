@@ -590,6 +590,8 @@ def train() -> None:
               help="patchgan: taming's PatchGAN on pixels; projected: small heads on LPIPS's frozen AlexNet "
                    "features (useful after far fewer steps).")
 @click.option("--freeze-encoder", is_flag=True, help="Train the decoder only (token grids stay fixed).")
+@click.option("--mse-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Weight of a squared-error term beside L1 and LPIPS (pixels in [-1, 1]): it asks for PSNR.")
 @click.option("--depth", type=int, default=None, help="Residual depths (= quality levels) of a new run [default: 4].")
 @click.option("--code-dim", type=int, default=None,
               help="Dimension of the quantized latent of a new run [default: 32, or --init-from's]; wider than "
@@ -617,8 +619,8 @@ def train() -> None:
 @DEVICE
 @click.pass_context
 def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, batch, crop, lr, decay_from,
-                        disc_start, disc_warmup, disc_weight, discriminator, freeze_encoder, depth, code_dim,
-                        decoder_blocks, new_code_scale, init_from, ancestor_pixels, held_out_every, eval_every, precision,
+                        disc_start, disc_warmup, disc_weight, discriminator, freeze_encoder, mse_weight, depth,
+                        code_dim, decoder_blocks, new_code_scale, init_from, ancestor_pixels, held_out_every, eval_every, precision,
                         seed, device) -> None:
     """Train the VQ-GAN tokenizer on the images under the folder(s) DATA (each keeps its own held-out
     pictures; the first folder's are scored)."""
@@ -632,7 +634,8 @@ def train_tokenizer_cmd(ctx, data, out, state, steps, minutes, stretch_minutes, 
         raise click.UsageError("give --run, --resume or both")
     options = dict(steps=steps, minutes=minutes, stretch_minutes=stretch_minutes, batch=batch, crop=crop, lr=lr,
                    decay_from=decay_from, disc_start=disc_start, disc_warmup=disc_warmup, disc_weight=disc_weight,
-                   discriminator=discriminator, freeze_encoder=freeze_encoder, init_from=init_from or "",
+                   discriminator=discriminator, freeze_encoder=freeze_encoder, mse_weight=mse_weight,
+                   init_from=init_from or "",
                    new_code_scale=new_code_scale, ancestor_pixels=ancestor_pixels,
                    held_out_every=held_out_every, eval_every=eval_every, precision=precision, seed=seed)
     model_cfg = run_cfg = None

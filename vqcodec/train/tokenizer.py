@@ -39,6 +39,8 @@ class TokenizerTrainConfig:
     warmup: int = 100
     decay_from: int = 0          # from this step the learning rate falls (cosine) to 0 at `steps`; 0: constant
     lpips_weight: float = 1.0
+    mse_weight: float = 0.0      # a squared-error term beside L1 (pixels in [-1, 1]): large errors weigh more,
+                                 # which asks for PSNR and against the grid-locked hatching LPIPS lets through
     disc_start: int = 2000       # GAN off until reconstruction has converged
     disc_warmup: int = 0         # the discriminator trains alone this many steps before disc_start: a fresh
                                  # one against a trained generator gives a useless gradient at first
@@ -283,6 +285,19 @@ def _critic(train_cfg: TokenizerTrainConfig, train_disc: torch.nn.Module, lpips_
     return [train_disc(images)]
 
 
+def reconstruction_loss(rec: torch.Tensor, x: torch.Tensor, perceptual: torch.Tensor,
+                        train_cfg: TokenizerTrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    """L1 + lpips_weight * LPIPS (+ mse_weight * the squared error) of a reconstruction (B, 3, H, W) in
+    [-1, 1], and its parts for the log: what the GAN term's adaptive weight balances against."""
+    error = rec - x
+    l1 = error.abs().mean()
+    loss, stats = l1 + train_cfg.lpips_weight * perceptual, {"l1": l1.item(), "lpips": perceptual.item()}
+    if train_cfg.mse_weight:
+        squared = error.square().mean()
+        loss, stats["mse"] = loss + train_cfg.mse_weight * squared, squared.item()
+    return loss, stats
+
+
 def _train_step(train_cfg: TokenizerTrainConfig, run: TokenizerRun, train_model: torch.nn.Module,
                 train_disc: torch.nn.Module, lpips_model: torch.nn.Module | None, device: torch.device) -> dict:
     """One generator step (L1 + LPIPS + VQ, plus the adaptive-weight GAN term once it is on) and one
@@ -297,10 +312,9 @@ def _train_step(train_cfg: TokenizerTrainConfig, run: TokenizerRun, train_model:
         rec = o["recon"].float()
         perceptual = (lpips_model(rec, x).float().mean() if train_cfg.lpips_weight
                       else torch.zeros((), device=device))
-    l1 = (rec - x).abs().mean()
-    rec_loss = l1 + train_cfg.lpips_weight * perceptual
+    rec_loss, stats = reconstruction_loss(rec, x, perceptual, train_cfg)
     loss = rec_loss + o["vq_loss"]
-    stats = {"l1": l1.item(), "lpips": perceptual.item(), "vq": o["vq_loss"].item()}
+    stats["vq"] = o["vq_loss"].item()
     if run.step >= train_cfg.disc_start:
         disc.requires_grad_(False)  # the generator's step leaves the discriminator alone
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=train_cfg.precision == "bf16"):
