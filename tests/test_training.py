@@ -67,11 +67,21 @@ def test_a_tokenizers_squared_error_weight_adds_to_its_loss_and_log(image_folder
     assert plain.item() == pytest.approx((rec - x).abs().mean().item() + 0.5 * 0.25, rel=1e-6)
     assert "mse" not in plain_parts and parts["mse"] == pytest.approx((rec - x).square().mean().item())
     assert weighted.item() == pytest.approx(plain.item() + 3.0 * parts["mse"], rel=1e-6)
-    train_cfg = TokenizerTrainConfig(data=str(image_folder), out=str(tmp_path / "run"), steps=2, batch=2, crop=32,
-                                     lpips_weight=0.0, mse_weight=3.0, disc_start=1, log_every=1)
-    train_tokenizer(train_cfg, TINY)
-    log = [json.loads(line) for line in (tmp_path / "run" / "tokenizer_log.jsonl").read_text().splitlines()]
-    assert len(log) == 2 and all(line["mse"] > 0 for line in log) and "g" in log[-1]
+    from click.testing import CliRunner
+
+    from vqcodec.cli import main
+    from vqcodec.train.state import read_record
+
+    state = tmp_path / "state"
+    lasting_run(image_folder, state, stop_after=2)
+    result = CliRunner().invoke(main, ["train", "tokenizer", str(image_folder), "--resume", str(state), "--steps", "4",
+                                       "--mse-weight", "3", "--freeze-encoder"])
+    assert result.exit_code == 0, result.output
+    record = read_record(state)
+    assert record["train"]["mse_weight"] == 0.0  # the run's own loss; this stretch's is its change
+    assert record["stretches"][-1]["changes"] == {"steps": 4, "mse_weight": 3.0, "freeze_encoder": True}
+    log = [json.loads(line) for line in (state / "log.jsonl").read_text().splitlines()]
+    assert "mse" not in log[1] and all(line["mse"] > 0 for line in log[2:4])
 
 
 def test_prior_resume_is_exact(image_folder, tmp_path):
