@@ -57,13 +57,12 @@ def test_tokenizer_resume_is_exact(image_folder, tmp_path):
 def test_a_tokenizers_squared_error_weight_adds_to_its_loss_and_log(image_folder, tmp_path):
     """--mse-weight w adds w times the squared error to the reconstruction loss (which the GAN's adaptive
     weight balances) and logs it; without it the loss and the log are as before."""
-    from vqcodec.train.tokenizer import reconstruction_loss
+    from vqcodec.train.losses import reconstruction_loss
 
     torch.manual_seed(0)
     x, rec, perceptual = torch.rand(2, 3, 8, 8) * 2 - 1, torch.rand(2, 3, 8, 8) * 2 - 1, torch.tensor(0.25)
-    plain_cfg = TokenizerTrainConfig(data="", out="", lpips_weight=0.5)
-    plain, plain_parts = reconstruction_loss(rec, x, perceptual, plain_cfg)
-    weighted, parts = reconstruction_loss(rec, x, perceptual, replace(plain_cfg, mse_weight=3.0))
+    plain, plain_parts = reconstruction_loss(rec, x, perceptual, lpips_weight=0.5)
+    weighted, parts = reconstruction_loss(rec, x, perceptual, lpips_weight=0.5, mse_weight=3.0)
     assert plain.item() == pytest.approx((rec - x).abs().mean().item() + 0.5 * 0.25, rel=1e-6)
     assert "mse" not in plain_parts and parts["mse"] == pytest.approx((rec - x).square().mean().item())
     assert weighted.item() == pytest.approx(plain.item() + 3.0 * parts["mse"], rel=1e-6)

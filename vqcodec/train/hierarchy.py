@@ -36,6 +36,7 @@ from ..families import config_dict, read_tokenizer, read_tokenizer_record, shipp
 from ..hierarchy import FineConfig, Hierarchy, grow_decoder, grow_refiner, grow_synthesis, read_hierarchy
 from ..metrics import load_lpips
 from .data import CropDataset
+from .losses import reconstruction_loss
 from .state import has_state, save_state
 from .tokenizer import DeadCodeRestarter, kmeans_codebooks
 
@@ -160,13 +161,8 @@ def fine_step(model: Hierarchy, crops: FrozenPass, quantized: bool, lpips_model:
         z_fine = z_fine + (z_q - z_fine).detach()                          # straight through
         restarter.observe(indices, residuals.detach())
     rec = model.fine.add_detail(z_fine, x_coarse)
-    error = rec - x
-    l1, perceptual = error.abs().mean(), lpips_model(rec, x).mean()
-    parts = {"l1": l1.item(), "lpips": perceptual.item(), "vq": vq_loss.item()}
-    if not mse_weight:
-        return l1 + perceptual + vq_loss, parts
-    squared = error.square().mean()
-    return l1 + mse_weight * squared + perceptual + vq_loss, {**parts, "mse": squared.item()}
+    loss, parts = reconstruction_loss(rec, x, lpips_model(rec, x).mean(), mse_weight=mse_weight)
+    return loss + vq_loss, {**parts, "vq": vq_loss.item()}
 
 
 def train_step(model: Hierarchy, opt: torch.optim.Optimizer, crops: FrozenPass, quantized: bool,

@@ -1,10 +1,24 @@
-"""Adversarial part of the VQ-GAN objective: the discriminators (taming's PatchGAN on pixels, or heads on
-frozen pretrained features), hinge loss, adaptive weight."""
+"""The VQ-GAN objective's parts: the reconstruction loss (L1 + LPIPS, optionally a squared error), and the
+adversarial part: the discriminators (taming's PatchGAN on pixels, or heads on frozen pretrained
+features), hinge loss, adaptive weight."""
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+def reconstruction_loss(rec: torch.Tensor, x: torch.Tensor, perceptual: torch.Tensor, lpips_weight: float = 1.0,
+                        mse_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """L1 + lpips_weight * LPIPS (+ mse_weight * the squared error, which weighs large errors more: it asks
+    for PSNR) of a reconstruction (B, 3, H, W) in [-1, 1] given its LPIPS, and the parts for the log."""
+    error = rec - x
+    l1 = error.abs().mean()
+    loss, parts = l1 + lpips_weight * perceptual, {"l1": l1.item(), "lpips": perceptual.item()}
+    if mse_weight:
+        squared = error.square().mean()
+        loss, parts["mse"] = loss + mse_weight * squared, squared.item()
+    return loss, parts
 
 
 class PatchDiscriminator(nn.Module):

@@ -24,7 +24,7 @@ from . import distributed
 from .data import CropDataset, folders
 from .heldout import held_out_pictures, score
 from .losses import (FeatureDiscriminator, PatchDiscriminator, adaptive_gan_weight, generator_gan_loss,
-                     hinge_d_loss, lpips_features)
+                     hinge_d_loss, lpips_features, reconstruction_loss)
 from .loop import RunClock, checkpoint_due, decay, log_line, set_lr, warmup
 
 
@@ -285,19 +285,6 @@ def _critic(train_cfg: TokenizerTrainConfig, train_disc: torch.nn.Module, lpips_
     return [train_disc(images)]
 
 
-def reconstruction_loss(rec: torch.Tensor, x: torch.Tensor, perceptual: torch.Tensor,
-                        train_cfg: TokenizerTrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    """L1 + lpips_weight * LPIPS (+ mse_weight * the squared error) of a reconstruction (B, 3, H, W) in
-    [-1, 1], and its parts for the log: what the GAN term's adaptive weight balances against."""
-    error = rec - x
-    l1 = error.abs().mean()
-    loss, stats = l1 + train_cfg.lpips_weight * perceptual, {"l1": l1.item(), "lpips": perceptual.item()}
-    if train_cfg.mse_weight:
-        squared = error.square().mean()
-        loss, stats["mse"] = loss + train_cfg.mse_weight * squared, squared.item()
-    return loss, stats
-
-
 def _train_step(train_cfg: TokenizerTrainConfig, run: TokenizerRun, train_model: torch.nn.Module,
                 train_disc: torch.nn.Module, lpips_model: torch.nn.Module | None, device: torch.device) -> dict:
     """One generator step (L1 + LPIPS + VQ, plus the adaptive-weight GAN term once it is on) and one
@@ -312,7 +299,7 @@ def _train_step(train_cfg: TokenizerTrainConfig, run: TokenizerRun, train_model:
         rec = o["recon"].float()
         perceptual = (lpips_model(rec, x).float().mean() if train_cfg.lpips_weight
                       else torch.zeros((), device=device))
-    rec_loss, stats = reconstruction_loss(rec, x, perceptual, train_cfg)
+    rec_loss, stats = reconstruction_loss(rec, x, perceptual, train_cfg.lpips_weight, train_cfg.mse_weight)
     loss = rec_loss + o["vq_loss"]
     stats["vq"] = o["vq_loss"].item()
     if run.step >= train_cfg.disc_start:
